@@ -1,2 +1,6 @@
-"""pLSTM on DAGs for PyTorch Geometric. See ``SPEC.md``-fixed public names below."""
+"""pLSTM on DAGs for PyTorch Geometric. The names below are fixed by ``SPEC.md``."""
+from .graph import DAGData, LineGraph, PrepareDAG, line_graph_of, prepare_dag
+from .nn import PLSTMBlock, PLSTMConv
+from .ops import plstm
+
 __version__ = "0.1.0"

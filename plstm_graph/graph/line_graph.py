@@ -1,0 +1,134 @@
+"""The line graph of a DAG, with edge levels: the structure every pLSTM kernel runs on."""
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .orientation import check_acyclic
+from .pruning import prune_to_multitree
+from .topology import csr, expand_ranges, longest_path_depth
+
+MODES = ("P", "D")
+
+
+def line_graph_index(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """All pairs ``(e_in, e_out)`` with ``dst(e_in) == src(e_out)``: ``[2, L]``, sorted by
+    ``e_in`` and then by ``e_out``."""
+    perm, ptr = csr(edge_index[0], num_nodes)
+    shared = edge_index[1]
+    counts = ptr[shared + 1] - ptr[shared]
+    e_in = torch.repeat_interleave(torch.arange(edge_index.size(1), device=edge_index.device), counts)
+    e_out = perm[expand_ranges(ptr[shared], counts)]
+    return torch.stack([e_in, e_out])
+
+
+@dataclass(frozen=True, eq=False)
+class Schedule:
+    """The level-by-level plan a kernel follows (derived once per :class:`LineGraph`).
+
+    Edges are permuted so that each level is a contiguous slice (``edge_ptr``); line edges are
+    sorted by the level of their target, level ``l`` owning ``line_ptr[l]:line_ptr[l+1]``, and
+    their endpoints are given as positions in the permuted edge order.
+    """
+
+    edge_perm: Tensor  # [E] original edge id at each permuted position
+    src: Tensor  # [E] DAG source node, permuted order
+    dst: Tensor  # [E] DAG target node, permuted order
+    line_perm: Tensor  # [L] original line-edge id at each sorted position
+    line_in: Tensor  # [L] permuted position of e_in
+    line_out: Tensor  # [L] permuted position of e_out
+    line_ptr: list = field(default_factory=list)  # [num_levels + 1]
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.line_ptr) - 1
+
+
+@dataclass(eq=False)
+class LineGraph:
+    """A DAG and the line graph pLSTM propagates on (SPEC section 2).
+
+    Attributes:
+        edge_index: ``[2, E]`` oriented DAG edges ``(src, dst)``.
+        edge_id: ``[E]`` the column of the input ``edge_index`` each DAG edge came from.
+        line_index: ``[2, L]`` line edges ``(e_in, e_out)`` indexing ``edge_index`` columns; in
+            D-mode only the pairs kept by the multitree pruning.
+        edge_level: ``[E]`` 0 for a line node without predecessors in ``line_index``, else one
+            more than its deepest predecessor.
+        num_nodes: number of DAG nodes.
+        mode: ``"P"`` (full line graph) or ``"D"`` (pruned multitree).
+    """
+
+    edge_index: Tensor
+    edge_id: Tensor
+    line_index: Tensor
+    edge_level: Tensor
+    num_nodes: int
+    mode: str = "P"
+
+    @property
+    def num_edges(self) -> int:
+        return self.edge_index.size(1)
+
+    @property
+    def num_line_edges(self) -> int:
+        return self.line_index.size(1)
+
+    @property
+    def num_levels(self) -> int:
+        """Sequential steps a level-batched kernel takes."""
+        return int(self.edge_level.max()) + 1 if self.num_edges else 0
+
+    @property
+    def schedule(self) -> Schedule:
+        cached = self.__dict__.get("_schedule")
+        if cached is None:
+            cached = self.__dict__["_schedule"] = _make_schedule(self)
+        return cached
+
+    def reverse(self) -> "LineGraph":
+        """The line graph of the reversed DAG, in the same mode and edge order."""
+        return build_line_graph(self.edge_index.flip(0), self.edge_id, self.num_nodes, self.mode)
+
+    def to(self, device) -> "LineGraph":
+        return LineGraph(self.edge_index.to(device), self.edge_id.to(device),
+                         self.line_index.to(device), self.edge_level.to(device),
+                         self.num_nodes, self.mode)
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}(mode={self.mode!r}, num_nodes={self.num_nodes}, "
+                f"num_edges={self.num_edges}, num_line_edges={self.num_line_edges}, "
+                f"num_levels={self.num_levels})")
+
+
+def build_line_graph(dag_edge_index: Tensor, edge_id: Tensor, num_nodes: int, mode: str,
+                     depth: Tensor | None = None) -> LineGraph:
+    """Line graph and levels of an (already oriented, acyclic) DAG."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if depth is None:
+        depth = check_acyclic(dag_edge_index, num_nodes)
+    line_index = line_graph_index(dag_edge_index, num_nodes)
+    # On the full line graph an edge's level is the longest-path depth of its source node.
+    edge_level = depth[dag_edge_index[0]]
+    if mode == "D":
+        line_index = prune_to_multitree(line_index, edge_level)
+        edge_level, _ = longest_path_depth(line_index, dag_edge_index.size(1))
+    return LineGraph(dag_edge_index, edge_id, line_index, edge_level, num_nodes, mode)
+
+
+def _make_schedule(graph: LineGraph) -> Schedule:
+    edge_perm = torch.sort(graph.edge_level, stable=True).indices
+    position = torch.empty_like(edge_perm)
+    position[edge_perm] = torch.arange(graph.num_edges, device=edge_perm.device)
+    target_level = graph.edge_level[graph.line_index[1]]
+    line_perm = torch.sort(target_level, stable=True).indices
+    counts = torch.bincount(target_level, minlength=graph.num_levels)
+    line_ptr = [0] + torch.cumsum(counts, 0).tolist()
+    src, dst = graph.edge_index[:, edge_perm]
+    return Schedule(
+        edge_perm=edge_perm, src=src, dst=dst, line_perm=line_perm,
+        line_in=position[graph.line_index[0, line_perm]],
+        line_out=position[graph.line_index[1, line_perm]],
+        line_ptr=line_ptr,
+    )
