@@ -1,0 +1,53 @@
+"""The graphs of a run: a dataset's splits, prepared once for the chosen model."""
+from dataclasses import dataclass
+
+from torch import Tensor
+from torch_geometric.data import Data
+
+from ..graph.transform import PrepareDAG
+
+
+class PreparedGraphs:
+    """``dataset[i]`` through ``transform``, computed on first use and kept: the D-mode pruning
+    of :class:`~plstm_graph.PrepareDAG` then runs once per graph, not once per epoch (or per
+    fold, or per seed, when several runs share the object)."""
+
+    def __init__(self, dataset, transform=None):
+        self.dataset, self.transform = dataset, transform
+        self._cache: dict[int, Data] = {}
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Data:
+        index = int(index)
+        if index not in self._cache:
+            data = self.dataset[index]
+            self._cache[index] = self.transform(data) if self.transform is not None else data
+        return self._cache[index]
+
+    def take(self, indices: Tensor, limit: int | None = None) -> list[Data]:
+        indices = indices[:limit] if limit else indices
+        return [self[i] for i in indices.tolist()]
+
+
+def transform_for(model: str):
+    """pLSTM models need the line graphs (P and D mode, both directions); the others nothing."""
+    return PrepareDAG(modes=("P", "D"), reverse=True) if model == "plstm" else None
+
+
+@dataclass
+class Splits:
+    train: list
+    valid: list
+    test: list
+
+    def __iter__(self):
+        return iter((("train", self.train), ("valid", self.valid), ("test", self.test)))
+
+
+def make_splits(spec, graphs: PreparedGraphs, fold: int | None = None,
+                limit: int | None = None) -> Splits:
+    """The train / valid / test graphs of ``spec.split(fold)``, each cut to ``limit`` graphs."""
+    split = spec.split(fold)
+    return Splits(*(graphs.take(split[name], limit) for name in ("train", "valid", "test")))

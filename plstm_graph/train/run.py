@@ -1,0 +1,158 @@
+"""A run folder: one training run, or one per fold of a k-fold dataset, and its re-evaluation.
+
+Layout of ``run_dir``::
+
+    config.json                      the TrainConfig
+    last.pt, best.pt                 checkpoints (single split), or fold_<k>/... per fold
+    metrics.jsonl, learning_curve.png, summary.json
+"""
+import functools
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch_geometric.loader import DataLoader
+
+from .checkpoint import load_checkpoint, read_json, write_json
+from .config import TrainConfig
+from .data import PreparedGraphs, make_splits, transform_for
+from .tasks import Task, score
+from .trainer import BEST, SUMMARY, Trainer, build_model, predict
+
+CONFIG = "config.json"
+
+
+@functools.lru_cache(maxsize=8)
+def load_dataset(name: str, root: str | None = None):
+    """:func:`plstm_graph.data.get_dataset`, loaded once per process."""
+    from ..data import get_dataset
+    return get_dataset(name, root=root)
+
+
+@functools.lru_cache(maxsize=8)
+def _prepared(spec, needs_dag: bool) -> PreparedGraphs:
+    return PreparedGraphs(spec.dataset, transform_for("plstm" if needs_dag else None))
+
+
+def prepared_graphs(spec, model: str) -> PreparedGraphs:
+    """The dataset's graphs as ``model`` needs them, shared by every run of this process."""
+    return _prepared(spec, model == "plstm")
+
+
+def folds_of(config: TrainConfig, spec) -> list[int | None]:
+    """``[None]`` for a dataset with a fixed split, else the folds ``config.folds`` asks for."""
+    if spec.num_folds == 1:
+        if config.folds not in (None, 1):
+            raise ValueError(f"folds={config.folds} needs a k-fold dataset; {config.dataset} has "
+                             f"a fixed train/valid/test split")
+        return [None]
+    count = config.folds or 1
+    if count > spec.num_folds:
+        raise ValueError(f"folds must be at most {spec.num_folds} for {config.dataset}, got {count}")
+    return list(range(count))
+
+
+def fold_dir(run_dir: Path, fold: int | None) -> Path:
+    return run_dir if fold is None else run_dir / f"fold_{fold}"
+
+
+def aggregate(config: TrainConfig, spec, fold_summaries: list[dict]) -> dict:
+    """Mean and standard deviation (over folds, ``ddof=0``) of the per-fold summaries."""
+    summary = {"dataset": config.dataset, "model": config.model, "metric": spec.metric,
+               "higher_is_better": spec.higher_is_better, "folds": len(fold_summaries),
+               "parameters": fold_summaries[0]["parameters"]}
+    for key in ("train", "valid", "test", "seconds_per_epoch"):
+        values = np.array([s[key] for s in fold_summaries], dtype=float)
+        summary[f"{key}_mean"], summary[f"{key}_std"] = float(values.mean()), float(values.std())
+    summary["per_fold"] = [{key: s[key] for key in ("best_epoch", "train", "valid", "test")}
+                           for s in fold_summaries]
+    return summary
+
+
+def check_config(run_dir: Path, config: TrainConfig) -> None:
+    """Writes ``config.json``, or checks that the folder's one is ``config``."""
+    path = run_dir / CONFIG
+    if path.exists():
+        saved = TrainConfig.from_dict(read_json(path))
+        if saved != config:
+            changed = [key for key, value in config.to_dict().items()
+                       if saved.to_dict()[key] != value]
+            raise ValueError(f"run folder {run_dir} holds a run with other settings "
+                             f"({', '.join(changed)}); resume it with --resume {run_dir} or "
+                             f"choose another --out")
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(config.to_dict(), path)
+
+
+def run_training(config: TrainConfig, run_dir, progress: bool = True, on_epoch_end=None,
+                 spec=None) -> dict:
+    """Trains ``config`` in ``run_dir`` (continuing whatever the folder already holds) and
+    returns its summary; for k-fold datasets one sub-run per fold and the mean ± std.
+
+    Args:
+        spec: the dataset object; loaded with :func:`plstm_graph.data.get_dataset` if ``None``.
+        on_epoch_end: ``on_epoch_end(epoch, record)`` hook (see :class:`Trainer`).
+    """
+    run_dir = Path(run_dir)
+    spec = spec if spec is not None else load_dataset(config.dataset, config.data_root)
+    folds = folds_of(config, spec)
+    check_config(run_dir, config)
+    graphs = prepared_graphs(spec, config.model)
+    summaries = []
+    for fold in folds:
+        out = fold_dir(run_dir, fold)
+        if (out / SUMMARY).exists() and fold is not None:
+            summaries.append(read_json(out / SUMMARY))
+            continue
+        desc = f"{config.model} on {config.dataset}" + ("" if fold is None else f" fold {fold}")
+        trainer = Trainer(config, spec, make_splits(spec, graphs, fold, config.limit), out,
+                          progress=progress, on_epoch_end=on_epoch_end, desc=desc)
+        summaries.append(trainer.fit())
+    if folds == [None]:
+        return summaries[0]
+    summary = aggregate(config, spec, summaries)
+    summary["run_dir"] = str(run_dir)
+    write_json(summary, run_dir / SUMMARY)
+    return summary
+
+
+def load_config(run_dir) -> TrainConfig:
+    path = Path(run_dir) / CONFIG
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: {run_dir} is not a plstm-graph run folder")
+    return TrainConfig.from_dict(read_json(path))
+
+
+def evaluate_run(run_dir, spec=None, device: str | None = None) -> dict:
+    """Re-evaluates the best checkpoint of every (fold) run in ``run_dir`` on its splits.
+
+    Returns ``{"metric", "runs": [{"fold", "epoch", "train", "valid", "test"}, ...]}`` plus
+    ``test_mean`` / ``test_std`` over the runs.
+    """
+    run_dir = Path(run_dir)
+    config = load_config(run_dir)
+    if device is not None:
+        config.device = device
+    spec = spec if spec is not None else load_dataset(config.dataset, config.data_root)
+    graphs = prepared_graphs(spec, config.model)
+    task = Task(spec.task_type, spec.num_tasks)
+    runs = []
+    for fold in folds_of(config, spec):
+        path = fold_dir(run_dir, fold) / BEST
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: the run has not finished an epoch yet")
+        checkpoint = load_checkpoint(path)
+        model = build_model(config, spec)
+        model.load_state_dict(checkpoint["model"])
+        model.to(config.device)
+        row = {"fold": fold, "epoch": checkpoint["epoch"]}
+        for name, split in make_splits(spec, graphs, fold, config.limit):
+            loader = DataLoader(split, batch_size=config.batch_size)
+            row[name] = score(spec, *predict(model, loader, task, torch.device(config.device))) \
+                if split else math.nan
+        runs.append(row)
+    tests = np.array([row["test"] for row in runs], dtype=float)
+    return {"dataset": config.dataset, "model": config.model, "metric": spec.metric,
+            "runs": runs, "test_mean": float(tests.mean()), "test_std": float(tests.std())}
