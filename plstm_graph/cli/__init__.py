@@ -8,7 +8,7 @@ import importlib
 import sys
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("data",)
+COMMANDS = ("data", "train", "evaluate", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,58 @@
+"""``plstm-graph compare``: several models on the same datasets, splits and seeds."""
+from pathlib import Path
+
+from ..nn.models import MIXERS
+from .train import TRAINING_OPTIONS, add_training_options, setup_torch
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(seed) for seed in _names(text)]
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated integers, got {text!r}") from None
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "compare", help="train several models on the same data and tabulate them",
+        description="Train every model on every dataset with every seed (same splits), then "
+                    "write OUT/results.md (markdown table), OUT/results.json and OUT/results.png "
+                    "(bar plot). Finished runs in OUT are reused and interrupted ones resumed.")
+    parser.add_argument("--dataset", required=True,
+                        help="dataset name, or several separated by commas")
+    parser.add_argument("--models", default=",".join(MIXERS),
+                        help=f"comma-separated models among {', '.join(MIXERS)} (default: all)")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    parser.add_argument("--out", default="runs/compare", help="output folder (default runs/compare)")
+    add_training_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..train.compare import JSON, PLOT, TABLE, compare, markdown_table
+    try:
+        setup_torch(args)
+        models = _names(args.models)
+        unknown = [model for model in models if model not in MIXERS]
+        if unknown or not models:
+            raise ValueError(f"--models: unknown {', '.join(unknown) or '(none given)'}; "
+                             f"valid models: {', '.join(MIXERS)}")
+        settings = {key: getattr(args, key) for key in TRAINING_OPTIONS
+                    if getattr(args, key) is not None}
+        rows = compare(_names(args.dataset), models, _seeds(args.seeds), args.out,
+                       progress=not args.no_progress, **settings)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: rerun the same command to continue; finished runs in {args.out} "
+              f"are reused and the interrupted one resumes")
+        return 130
+    except (ValueError, FileNotFoundError) as error:
+        print(f"plstm-graph compare: error: {error}")
+        return 2
+    print(markdown_table(rows), end="")
+    out = Path(args.out)
+    print(f"wrote {out / TABLE}, {out / JSON} and {out / PLOT}")
+    return 0

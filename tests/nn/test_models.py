@@ -1,0 +1,110 @@
+import math
+
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+
+import plstm_graph as pg
+from plstm_graph.nn import MIXERS, DegreeEncoding, GraphModel, count_parameters
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small graphs run fastest single-threaded (and the CI machine is shared)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def molecule_like(num_nodes: int, seed: int, ogb: bool) -> Data:
+    """A ring with a tail: undirected, both directions stored, like PyG molecules."""
+    gen = torch.Generator().manual_seed(seed)
+    ring = torch.arange(num_nodes - 1)
+    edges = torch.stack([ring, (ring + 1) % (num_nodes - 1)])
+    edges = torch.cat([edges, torch.tensor([[0], [num_nodes - 1]])], 1)
+    edge_index = torch.cat([edges, edges.flip(0)], 1)
+    if ogb:  # integer atom (9 columns) and bond (3 columns) features
+        x = torch.randint(0, 2, (num_nodes, 9), generator=gen)
+        edge_attr = torch.randint(0, 2, (edge_index.size(1), 3), generator=gen)
+    else:
+        x = torch.rand(num_nodes, 5, generator=gen)
+        edge_attr = torch.rand(edge_index.size(1), 2, generator=gen)
+    return Data(x=x, edge_index=edge_index, edge_attr=edge_attr, y=torch.tensor([[1.0]]))
+
+
+def make_batch(ogb=False, prepare=False, sizes=(5, 8, 6)):
+    graphs = [molecule_like(n, i, ogb) for i, n in enumerate(sizes)]
+    if prepare:
+        graphs = [pg.PrepareDAG()(g) for g in graphs]
+    return Batch.from_data_list(graphs)
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+@pytest.mark.parametrize("features,edges", [("onehot", 0), ("onehot", 2), ("ogb", 3)])
+def test_forward_backward_every_mixer(mixer, features, edges):
+    torch.manual_seed(0)
+    batch = make_batch(ogb=features == "ogb", prepare=mixer == "plstm")
+    model = GraphModel(mixer, 3, features=features, node_channels=5, edge_channels=edges,
+                       hidden=16, layers=2, heads=2)
+    out = model(batch)
+    assert out.shape == (3, 3)
+    assert torch.isfinite(out).all()
+    out.square().sum().backward()
+    # The head and the first block's input side both get a gradient.
+    assert model.head.weight.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in model.node_encoder.parameters())
+
+
+def test_plstm_model_uses_the_precomputed_line_graphs_like_fresh_ones():
+    torch.manual_seed(0)
+    model = GraphModel("plstm", 2, node_channels=5, hidden=16, layers=4, heads=2)
+    assert model.plan == pg.nn.plstm_layer_plan(4)
+    fresh, prepared = make_batch(), make_batch(prepare=True)
+    assert not hasattr(fresh, "dag_edge_index") and hasattr(prepared, "dag_edge_index")
+    torch.testing.assert_close(model(prepared), model(fresh))
+
+
+def test_graphs_are_pooled_independently():
+    torch.manual_seed(0)
+    model = GraphModel("plstm", 1, node_channels=5, hidden=16, layers=2, heads=2).eval()
+    batch = make_batch(prepare=True)
+    alone = torch.cat([model(Batch.from_data_list([g])) for g in batch.to_data_list()])
+    torch.testing.assert_close(model(batch), alone)
+
+
+def test_degree_encoding_is_the_sinusoid_of_the_neighbour_count():
+    edge_index = torch.tensor([[0, 1, 0, 2], [1, 0, 2, 0]])  # node 0 has 2 neighbours
+    enc = DegreeEncoding(4)(edge_index, 3)
+    expected = torch.tensor([[math.sin(2), math.cos(2), math.sin(2 / 100), math.cos(2 / 100)],
+                             [math.sin(1), math.cos(1), math.sin(1 / 100), math.cos(1 / 100)]])
+    torch.testing.assert_close(enc[:2], expected)
+
+
+def test_regression_outputs_are_in_target_units():
+    torch.manual_seed(0)
+    model = GraphModel("gin", 1, node_channels=5, hidden=16, layers=1)
+    batch = make_batch()
+    raw = model(batch)
+    model.set_target_scale(torch.tensor([100.0]), torch.tensor([10.0]))
+    torch.testing.assert_close(model(batch), raw * 10 + 100)
+
+
+def test_parameter_counts_are_comparable_across_mixers():
+    counts = {mixer: count_parameters(GraphModel(mixer, 2, node_channels=7, edge_channels=4,
+                                                 hidden=64, layers=4))
+              for mixer in MIXERS}
+    assert max(counts.values()) < 1.6 * min(counts.values()), counts
+    assert max(counts.values()) < 300_000, counts  # the paper keeps every model under 300k
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"mixer": "mlp"}, "mixer must be one of"),
+    ({"pooling": "max"}, "pooling must be one of"),
+    ({"hidden": 18, "heads": 4}, "divisible by heads"),
+    ({"layers": 0}, "layers must be a positive int"),
+])
+def test_bad_arguments_name_the_argument(kwargs, match):
+    args = {"mixer": "gin", "out_channels": 1, "node_channels": 5, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        GraphModel(**args)

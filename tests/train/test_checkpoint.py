@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from plstm_graph.train.checkpoint import load_checkpoint, save_checkpoint
+from plstm_graph.train.schedule import warmup_cosine
+from plstm_graph.train.tasks import Task
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise RuntimeError("interrupted mid-write")
+
+
+def test_a_failed_write_keeps_the_previous_checkpoint_and_no_temp_file(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"epoch": 1}, path)
+    with pytest.raises(RuntimeError, match="mid-write"):
+        save_checkpoint({"epoch": 2, "bad": Unpicklable()}, path)
+    assert load_checkpoint(path) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_warmup_then_cosine_to_zero():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = warmup_cosine(optimizer, warmup_steps=2, total_steps=6)
+    lrs = []
+    for _ in range(6):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[:3] == pytest.approx([0.5, 1.0, 1.0])
+    assert lrs[3:] == pytest.approx([0.5 * (1 + torch.cos(torch.tensor(torch.pi * k / 4)).item())
+                                     for k in (1, 2, 3)])
+
+
+def test_losses_skip_missing_labels():
+    pred = torch.tensor([[0.0, 2.0], [1.0, -1.0]])
+    y = torch.tensor([[1.0, float("nan")], [0.0, 1.0]])
+    task = Task("binary classification", 2)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor([0.0, 1.0, -1.0]), torch.tensor([1.0, 0.0, 1.0]))
+    torch.testing.assert_close(task.loss(pred, y), expected)
+    regression = Task("regression", 2)
+    regression.scale = torch.tensor([2.0, 1.0])
+    torch.testing.assert_close(regression.loss(pred, y), ((0 - 1) ** 2 / 4 + 1 / 4 + 4) / 3 * torch.ones(()))
+    mean, std = regression.target_scale([y])
+    torch.testing.assert_close(mean, torch.tensor([0.5, 1.0]))
+    torch.testing.assert_close(std, torch.tensor([0.5, 1.0]))  # a constant column keeps std 1

@@ -1,0 +1,116 @@
+import json
+import math
+
+import pytest
+import torch
+
+from plstm_graph.train import TrainConfig, evaluate_run, run_training
+from plstm_graph.train.trainer import BEST, LAST, METRICS, SUMMARY, better
+
+
+class Interrupt:
+    """An ``on_epoch_end`` hook that raises KeyboardInterrupt (Ctrl-C) after ``epoch``."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def __call__(self, epoch, record):
+        if epoch + 1 == self.epoch:
+            raise KeyboardInterrupt
+
+
+def read_metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / METRICS).read_text().splitlines()]
+
+
+def strip_time(rows):
+    return [{k: v for k, v in row.items() if k != "train_seconds"} for row in rows]
+
+
+@pytest.mark.parametrize("model,task", [("plstm", "binary classification"), ("gin", "regression")])
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path, model, task, make_toy):
+    spec = make_toy(task)
+    config = TrainConfig(dataset="toy", model=model, epochs=4, batch_size=8, hidden=16,
+                         layers=2, heads=2, warmup_epochs=1)
+    full = run_training(config, tmp_path / "full", progress=False, spec=spec)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config, tmp_path / "cut", progress=False, spec=spec, on_epoch_end=Interrupt(2))
+    assert not (tmp_path / "cut" / SUMMARY).exists()
+    assert torch.load(tmp_path / "cut" / LAST, weights_only=False)["epoch"] == 2
+    resumed = run_training(config, tmp_path / "cut", progress=False, spec=spec)
+
+    for key in ("best_epoch", "train", "valid", "test", "parameters"):
+        assert resumed[key] == full[key], key  # exactly, not approximately
+    assert strip_time(read_metrics(tmp_path / "cut")) == strip_time(read_metrics(tmp_path / "full"))
+    best_full = torch.load(tmp_path / "full" / BEST, weights_only=False)["model"]
+    best_cut = torch.load(tmp_path / "cut" / BEST, weights_only=False)["model"]
+    for name in best_full:
+        assert torch.equal(best_full[name], best_cut[name]), name
+
+
+def test_an_epoch_logged_after_the_last_checkpoint_is_dropped_on_resume(tmp_path, make_toy):
+    spec = make_toy()
+    config = TrainConfig(dataset="toy", model="gcn", epochs=3, hidden=16, layers=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config, tmp_path, progress=False, spec=spec, on_epoch_end=Interrupt(1))
+    with open(tmp_path / METRICS, "a") as handle:  # as if killed between log and checkpoint
+        handle.write(json.dumps({"epoch": 2, "stale": True}) + "\n")
+    run_training(config, tmp_path, progress=False, spec=spec)
+    assert [row["epoch"] for row in read_metrics(tmp_path)] == [1, 2, 3]
+    assert not any("stale" in row for row in read_metrics(tmp_path))
+
+
+def test_run_folder_contents_and_re_evaluation(tmp_path, make_toy):
+    spec = make_toy()
+    config = TrainConfig(dataset="toy", model="gin", epochs=3, hidden=16, layers=2)
+    summary = run_training(config, tmp_path, progress=False, spec=spec)
+    for name in ("config.json", LAST, BEST, METRICS, SUMMARY, "learning_curve.png"):
+        assert (tmp_path / name).is_file(), name
+    rows = read_metrics(tmp_path)
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    best = max(rows, key=lambda row: row["valid_rocauc"])
+    assert summary["best_epoch"] == best["epoch"] and summary["test"] == best["test_rocauc"]
+    again = evaluate_run(tmp_path, spec=spec)
+    assert again["runs"][0]["epoch"] == summary["best_epoch"]
+    assert again["runs"][0]["valid"] == pytest.approx(summary["valid"], abs=1e-6)
+    assert again["runs"][0]["test"] == pytest.approx(summary["test"], abs=1e-6)
+
+
+def test_k_fold_runs_report_mean_and_std_over_folds(tmp_path, make_toy):
+    spec = make_toy(num_folds=3)
+    config = TrainConfig(dataset="toy", model="gcn", epochs=2, hidden=16, layers=1, folds=3)
+    summary = run_training(config, tmp_path, progress=False, spec=spec)
+    tests = [json.loads((tmp_path / f"fold_{k}" / SUMMARY).read_text())["test"] for k in range(3)]
+    assert summary["folds"] == 3 and [row["test"] for row in summary["per_fold"]] == tests
+    assert summary["test_mean"] == pytest.approx(sum(tests) / 3)
+    assert summary["test_std"] == pytest.approx(torch.tensor(tests).std(unbiased=False).item())
+    with pytest.raises(ValueError, match="folds must be at most 3"):
+        run_training(TrainConfig(dataset="toy", model="gcn", folds=4), tmp_path / "x",
+                     progress=False, spec=spec)
+
+
+def test_a_folder_with_other_settings_is_not_overwritten(tmp_path, make_toy):
+    spec = make_toy()
+    run_training(TrainConfig(dataset="toy", model="gcn", epochs=1, hidden=16, layers=1), tmp_path,
+                 progress=False, spec=spec)
+    with pytest.raises(ValueError, match="other settings .*epochs.*--resume"):
+        run_training(TrainConfig(dataset="toy", model="gcn", epochs=2, hidden=16, layers=1),
+                     tmp_path, progress=False, spec=spec)
+
+
+def test_better_prefers_numbers_to_nan_and_keeps_ties():
+    assert better(0.5, None, True) and better(0.5, math.nan, True)
+    assert not better(math.nan, 0.5, True) and not better(0.5, 0.5, True)
+    assert better(0.4, 0.5, False) and not better(0.6, 0.5, False)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"model": "mlp"}, "model must be one of plstm, gin"),
+    ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"lr": -1.0}, "lr must be positive"),
+    ({"warmup_epochs": 9.0, "epochs": 5}, "warmup_epochs must be in"),
+])
+def test_config_errors_name_the_setting(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
