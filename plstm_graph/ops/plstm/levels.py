@@ -9,19 +9,25 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ...graph.line_graph import Schedule
+from ...graph.line_graph import Schedule, Sweep
+
+
+def _level_slices(plan: Schedule, sweep: Sweep, levels):
+    """``(edge slice, line slice)`` of every level in ``levels`` that has line edges."""
+    for level in levels:
+        lines = slice(sweep.ptr[level], sweep.ptr[level + 1])
+        if lines.start < lines.stop:
+            yield slice(plan.edge_ptr[level], plan.edge_ptr[level + 1]), lines
 
 
 def _cells(k: Tensor, v: Tensor, source: Tensor, transition: Tensor, plan: Schedule) -> Tensor:
-    """Cell states ``[E, H, K, V]`` in the schedule's edge order (``source``/``transition``
-    already permuted)."""
+    """Cell states ``[E, H, K, V]`` in the schedule's edge order (``source`` permuted to it,
+    ``transition`` to the forward sweep's order)."""
+    sweep = plan.forward
     cells = source[:, :, None, None] * k[plan.src, :, :, None] * v[plan.src, :, None, :]
-    for level in range(1, plan.num_levels):
-        lines = slice(plan.line_ptr[level], plan.line_ptr[level + 1])
-        if lines.start == lines.stop:
-            continue
-        inflow = transition[lines, :, None, None] * cells[plan.line_in[lines]]
-        cells.index_add_(0, plan.line_out[lines], inflow)
+    for edges, lines in _level_slices(plan, sweep, range(1, plan.num_levels)):
+        inflow = transition[lines, :, None, None] * cells[sweep.other[lines]]
+        cells[edges].index_add_(0, sweep.local[lines], inflow)
     return cells
 
 
@@ -34,34 +40,37 @@ class LevelsPLSTM(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, source, transition, mark, plan: Schedule, recompute: bool):
-        source_p, transition_p = source[plan.edge_perm], transition[plan.line_perm]
-        mark_p = mark[plan.edge_perm]
-        cells = _cells(k, v, source_p, transition_p, plan)
+        source_p, mark_p = source[plan.edge_perm], mark[plan.edge_perm]
+        cells = _cells(k, v, source_p, transition[plan.forward.perm], plan)
         readout = torch.einsum("ehk,ehkv->ehv", q[plan.dst], cells) * mark_p[..., None]
         out = q.new_zeros(q.size(0), q.size(1), v.size(-1)).index_add_(0, plan.dst, readout)
         ctx.plan, ctx.recompute = plan, recompute
-        saved = (q, k, v, source_p, transition_p, mark_p)
-        ctx.save_for_backward(*saved, *(() if recompute else (cells,)))
+        ctx.save_for_backward(q, k, v, source_p, transition, mark_p,
+                              *(() if recompute else (cells,)))
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
         plan: Schedule = ctx.plan
-        q, k, v, source_p, transition_p, mark_p, *stored = ctx.saved_tensors
-        cells = _cells(k, v, source_p, transition_p, plan) if ctx.recompute else stored[0]
+        q, k, v, source_p, transition, mark_p, *stored = ctx.saved_tensors
+        cells = (_cells(k, v, source_p, transition[plan.forward.perm], plan) if ctx.recompute
+                 else stored[0])
         q_dst, dh_dst = q[plan.dst], grad_out[plan.dst]
         k_src, v_src = k[plan.src], v[plan.src]
 
+        # Adjoint sweep, deepest level first: when level l is reached, every line edge leaving
+        # it points to a deeper, finished level.
+        sweep = plan.backward
+        transition_b = transition[sweep.perm]
         d_cells = mark_p[:, :, None, None] * q_dst[..., :, None] * dh_dst[..., None, :]
-        d_transition_p = torch.zeros_like(transition_p)
-        for level in reversed(range(1, plan.num_levels)):
-            lines = slice(plan.line_ptr[level], plan.line_ptr[level + 1])
-            if lines.start == lines.stop:
-                continue
-            d_target = d_cells[plan.line_out[lines]]  # complete: all later levels are done
-            d_transition_p[lines] = (d_target * cells[plan.line_in[lines]]).sum((-2, -1))
-            d_cells.index_add_(0, plan.line_in[lines], transition_p[lines, :, None, None] * d_target)
+        d_transition_b = torch.zeros_like(transition_b)
+        for edges, lines in _level_slices(plan, sweep, reversed(range(plan.num_levels))):
+            d_target = d_cells[sweep.other[lines]]
+            level_cells = cells[edges]
+            d_transition_b[lines] = (d_target * level_cells[sweep.local[lines]]).sum((-2, -1))
+            d_cells[edges].index_add_(0, sweep.local[lines],
+                                      transition_b[lines, :, None, None] * d_target)
 
         dc_v = torch.einsum("ehkv,ehv->ehk", d_cells, v_src)  # dC_e v_src
         dc_k = torch.einsum("ehkv,ehk->ehv", d_cells, k_src)  # dC_e^T k_src
@@ -74,8 +83,8 @@ class LevelsPLSTM(torch.autograd.Function):
 
         d_source, d_mark = torch.empty_like(d_source_p), torch.empty_like(d_mark_p)
         d_source[plan.edge_perm], d_mark[plan.edge_perm] = d_source_p, d_mark_p
-        d_transition = torch.empty_like(d_transition_p)
-        d_transition[plan.line_perm] = d_transition_p
+        d_transition = torch.empty_like(d_transition_b)
+        d_transition[sweep.perm] = d_transition_b
         return dq, dk, dv, d_source, d_transition, d_mark, None, None
 
 

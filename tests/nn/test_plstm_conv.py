@@ -1,0 +1,95 @@
+import pytest
+import torch
+
+import plstm_graph as pg
+from plstm_graph.testing import RING_SMILES, molecule
+
+
+def graph(smiles=RING_SMILES[2]):
+    edge_index, n = molecule(smiles)
+    return torch.randn(n, 16), edge_index
+
+
+def test_shapes_repr_and_initial_gates():
+    x, edge_index = graph()
+    conv = pg.PLSTMConv(16, 32, heads=4, mode="D")
+    assert repr(conv) == "PLSTMConv(16, 32, heads=4, mode='D', edge_dim=None)"
+    assert conv(x, edge_index).shape == (x.size(0), 32)
+    g = conv.line_graph(x, edge_index)
+    source, transition, mark, direct = conv.gates(x, g, None)
+    for gate in (source, mark, direct):  # sigmoid(-5): small at the start, as in the paper
+        torch.testing.assert_close(gate, torch.full_like(gate, torch.sigmoid(torch.tensor(-5.0))))
+    assert bool((transition.abs() <= 1).all())
+
+
+def test_p_mode_transitions_respect_the_bound():
+    x, edge_index = graph(RING_SMILES[1])
+    conv = pg.PLSTMConv(16, 16, heads=2, mode="P")
+    torch.nn.init.normal_(conv.lin_transition.weight, std=3.0)
+    g = conv.line_graph(x, edge_index)
+    _, transition, _, _ = conv.gates(x, g, None)
+    outflow = torch.zeros(g.num_edges, 2).index_add(0, g.line_index[0], transition.abs())
+    outflow = outflow.detach()
+    assert bool((outflow < 1).all()) and float(outflow.max()) > 0.5
+
+
+def test_edge_features_follow_their_edges():
+    x, edge_index = graph()
+    pair = edge_index.min(0).values * 100 + edge_index.max(0).values  # same for both directions
+    edge_attr = torch.stack([pair.sin(), pair.cos(), (pair % 7).float()], dim=1)
+    conv = pg.PLSTMConv(16, 8, heads=2, edge_dim=3)
+    for p in conv.parameters():
+        torch.nn.init.normal_(p)
+    perm = torch.randperm(edge_index.size(1))  # same graph, columns shuffled with their features
+    out = conv(x, edge_index, edge_attr)
+    shuffled = conv(x, edge_index[:, perm], edge_attr[perm])
+    torch.testing.assert_close(out, shuffled, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="edge_attr is required"):
+        conv(x, edge_index)
+
+
+def test_gradients_reach_every_parameter():
+    x, edge_index = graph()
+    for mode in "PD":
+        conv = pg.PLSTMConv(16, 8, heads=2, mode=mode, edge_dim=2)
+        conv(x, edge_index, torch.randn(edge_index.size(1), 2)).square().sum().backward()
+        for name, p in conv.named_parameters():
+            assert p.grad is not None and bool(p.grad.abs().sum() > 0), name
+
+
+def test_backends_agree_inside_the_layer():
+    x, edge_index = graph()
+    conv = pg.PLSTMConv(16, 8, heads=2, mode="P").double()
+    for p in conv.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    outs = []
+    for backend in ("reference", "levels"):
+        conv.backend = backend
+        outs.append(conv(x.double(), edge_index))
+    torch.testing.assert_close(outs[0], outs[1], atol=1e-10, rtol=0)
+
+
+def test_reverse_and_line_graph_checks():
+    x, edge_index = graph()
+    conv = pg.PLSTMConv(16, 8, heads=2, mode="P", reverse=True)
+    g = pg.prepare_dag(edge_index, x.size(0), mode="P").reverse()
+    torch.testing.assert_close(conv(x, edge_index), conv(x, g))
+    with pytest.raises(ValueError, match="D-mode LineGraph but this layer has mode='P'"):
+        conv(x, pg.prepare_dag(edge_index, x.size(0), mode="D"))
+    with pytest.raises(ValueError, match="has 3 nodes but x has"):
+        conv(x, pg.prepare_dag(torch.tensor([[0], [1]]), 3))
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="mode must be one of"):
+        pg.PLSTMConv(4, 4, mode="Q")
+    with pytest.raises(ValueError, match=r"out_channels \(10\) must be divisible by heads \(4\)"):
+        pg.PLSTMConv(4, 10, heads=4)
+
+
+def test_block_and_plan():
+    x, edge_index = graph()
+    assert pg.nn.plstm_layer_plan(4) == [("P", False), ("D", True), ("P", False), ("D", True)]
+    block = pg.PLSTMBlock(16, heads=4, mode="D", reverse=True)
+    assert block(x, edge_index).shape == x.shape
+    assert "PLSTMConv(16, 16, heads=4, mode='D', edge_dim=None, reverse=True)" in repr(block)

@@ -1,0 +1,164 @@
+import pytest
+import torch
+
+import plstm_graph as pg
+from plstm_graph.ops.plstm import plstm_dense
+from plstm_graph.testing import (PLSTM_INPUT_NAMES, RING_SMILES, assert_plstm_matches_reference,
+                                 chain, dense_dag, grid_dag, molecule, random_plstm_inputs,
+                                 random_tree, star)
+
+
+def graphs():
+    gen = torch.Generator().manual_seed(0)
+    yield "chain", chain(12), "given"
+    yield "star", star(8), "given"
+    yield "tree", random_tree(20, gen), "given"
+    for smiles in RING_SMILES[1:4]:
+        yield smiles, molecule(smiles), "index"
+    yield "grid", grid_dag(4, 5), "given"
+    yield "dense", dense_dag(7), "given"
+    yield "isolated", (torch.tensor([[0, 2, 2], [2, 5, 6]]), 9), "given"
+    yield "no edges", (torch.zeros(2, 0, dtype=torch.long), 5), "given"
+
+
+GRAPHS = list(graphs())
+IDS = [name for name, *_ in GRAPHS]
+
+
+@pytest.mark.parametrize("name,graph,orientation", GRAPHS, ids=IDS)
+@pytest.mark.parametrize("mode", ["P", "D"])
+@pytest.mark.parametrize("backend", ["levels", "auto", "dense"])
+def test_backend_matches_reference(name, graph, orientation, mode, backend):
+    g = pg.prepare_dag(*graph, mode=mode, orientation=orientation)
+    assert_plstm_matches_reference(g, backend, heads=2, key_dim=3, value_dim=5)
+
+
+@pytest.mark.parametrize("heads,key_dim,value_dim", [(1, 1, 1), (3, 4, 2), (4, 8, 8)])
+@pytest.mark.parametrize("recompute", [False, True])
+def test_levels_shapes_and_recompute(heads, key_dim, value_dim, recompute):
+    g = pg.prepare_dag(*molecule(RING_SMILES[-1]), mode="P")
+    assert_plstm_matches_reference(g, "levels", heads, key_dim, value_dim, recompute=recompute)
+    assert_plstm_matches_reference(g.reverse(), "levels", heads, key_dim, value_dim, seed=3,
+                                   recompute=recompute)
+
+
+def test_batch_of_many_graphs_matches_reference():
+    gen = torch.Generator().manual_seed(2)
+    parts, offset = [], 0
+    for n in [1, 6, 0, 9, 4, 12]:
+        ei, _ = random_tree(n, gen) if n else (torch.zeros(2, 0, dtype=torch.long), 0)
+        parts.append(ei + offset)
+        offset += n
+    g = pg.prepare_dag(torch.cat(parts, 1), offset, orientation="given", mode="D")
+    assert_plstm_matches_reference(g, "levels")
+
+
+@pytest.mark.parametrize("backend", ["levels", "reference", "dense"])
+@pytest.mark.parametrize("mode", ["P", "D"])
+def test_gradcheck(backend, mode):
+    g = pg.prepare_dag(*molecule("C1CC2CCC1C2"), mode=mode)
+    inputs = random_plstm_inputs(g, 2, 2, 3, generator=torch.Generator().manual_seed(0))
+    inputs = [x.requires_grad_() for x in inputs]
+    assert torch.autograd.gradcheck(lambda *xs: pg.plstm(*xs, g, backend=backend), inputs)
+
+
+def test_no_edges_is_the_direct_term():
+    g = pg.prepare_dag(torch.zeros(2, 0, dtype=torch.long), 3)
+    q, k, v, s, t, m, d = random_plstm_inputs(g, 2, 3, 4)
+    out = pg.plstm(q, k, v, s, t, m, d, g)
+    torch.testing.assert_close(out, d[..., None] * (q * k).sum(-1, keepdim=True) * v)
+
+
+def test_nan_is_not_hidden():
+    g = pg.prepare_dag(*chain(5), orientation="given")
+    inputs = random_plstm_inputs(g, 1, 2, 2)
+    inputs[2][0, 0, 0] = float("nan")  # v at the chain's first node flows to every later node
+    out = pg.plstm(*inputs, g)
+    assert bool(out[:, 0, 0].isnan().all())
+    inputs = random_plstm_inputs(g, 1, 2, 2)
+    inputs[4][2] = float("nan")  # a transition
+    out = pg.plstm(*[x.requires_grad_() for x in inputs], g)
+    assert bool(out[4:].isnan().any()) and not bool(out[:3].isnan().any())
+
+
+@pytest.mark.parametrize("index,shape,message", [
+    (0, (4, 2, 3), r"q must have shape \[5, \*, \*\]"),
+    (1, (5, 2, 4), r"k must have shape \[5, 2, 3\]"),
+    (2, (5, 3, 4), r"v must have shape \[5, 2, \*\]"),
+    (3, (3, 2), r"source must have shape \[4, 2\]"),
+    (4, (4, 2), r"transition must have shape \[3, 2\]"),
+    (5, (4, 1), r"mark must have shape \[4, 2\]"),
+    (6, (5,), r"direct must have shape \[5, 2\]"),
+])
+def test_mismatched_shapes_name_the_argument(index, shape, message):
+    g = pg.prepare_dag(*chain(5), orientation="given")
+    inputs = random_plstm_inputs(g, 2, 3, 4)
+    inputs[index] = torch.randn(shape, dtype=torch.float64)
+    with pytest.raises(ValueError, match=message):
+        pg.plstm(*inputs, g)
+
+
+def test_bad_backend_and_graph():
+    g = pg.prepare_dag(*chain(3), orientation="given")
+    inputs = random_plstm_inputs(g, 1, 1, 1)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        pg.plstm(*inputs, g, backend="cuda")
+    with pytest.raises(ValueError, match="graph must be a LineGraph"):
+        pg.plstm(*inputs, g.edge_index)
+    inputs[0] = inputs[0].long()
+    with pytest.raises(ValueError, match="q must be a floating-point tensor"):
+        pg.plstm(*inputs, g)
+
+
+# --- Stability: gates at their bounds, float32, long paths --------------------------------
+
+
+def impulse(g: pg.LineGraph, transition: torch.Tensor):
+    """Response to one unit source on the first edge (q = k = v = 1, M = 1, D = 0)."""
+    n, e = g.num_nodes, g.num_edges
+    ones = torch.ones(n, 1, 1)
+    source = torch.zeros(e, 1)
+    source[0] = 1.0
+    return pg.plstm(ones, ones, ones, source, transition, torch.ones(e, 1), torch.zeros(n, 1), g)
+
+
+def bound_transitions(g: pg.LineGraph) -> torch.Tensor:
+    """P: every line node's outgoing transitions sum to exactly 1; D: |T| = 1 (tanh's limit)."""
+    ones = torch.ones(g.num_line_edges, 1)
+    if g.mode == "D":
+        return ones
+    outflow = torch.zeros(g.num_edges, 1).index_add(0, g.line_index[0], ones)
+    return ones / outflow[g.line_index[0]]
+
+
+@pytest.mark.parametrize("mode", ["P", "D"])
+@pytest.mark.parametrize("graph", [chain(10_000), grid_dag(64, 64)], ids=["chain10k", "grid64"])
+def test_stable_at_the_bound(mode, graph):
+    g = pg.prepare_dag(*graph, mode=mode, orientation="given")
+    out = impulse(g, bound_transitions(g))
+    assert bool(torch.isfinite(out).all())
+    # One unit of input never becomes more than one unit in any cell, however far it travels
+    # (P: transitions split it; D: a multitree has one path), and a node reads its in-edges.
+    in_degree = int(torch.bincount(g.edge_index[1]).max())
+    assert float(out.abs().max()) <= in_degree * (1.0 + 1e-5)
+    # All sources on: finite, and bounded by the number of upstream sources (no blow-up).
+    n, e = g.num_nodes, g.num_edges
+    q, k, v = (torch.rand(n, 2, 4) for _ in range(3))
+    full = pg.plstm(q, k, v, torch.ones(e, 2), bound_transitions(g).expand(-1, 2).contiguous(),
+                    torch.ones(e, 2), torch.ones(n, 2), g)
+    assert bool(torch.isfinite(full).all()) and float(full.abs().max()) <= 4 * n
+
+
+def test_unnormalised_grid_blows_up():
+    # Why the bound matters: T = 1 on every full line-graph edge counts paths, which grow
+    # exponentially on a grid: C(126, 63) ~ 6e36 at the far corner of 64 x 64, near float32's max.
+    g = pg.prepare_dag(*grid_dag(64, 64), mode="P", orientation="given")
+    out = impulse(g, torch.ones(g.num_line_edges, 1))
+    assert float(out.abs().max()) > 1e36
+
+
+def test_dense_is_the_gating_matrix_form():
+    g = pg.prepare_dag(*dense_dag(5), mode="P", orientation="given")
+    inputs = random_plstm_inputs(g, 1, 2, 2)
+    torch.testing.assert_close(plstm_dense(*inputs, g), pg.plstm(*inputs, g, backend="reference"))
+    assert PLSTM_INPUT_NAMES[4] == "transition"
