@@ -82,7 +82,7 @@ def report(summary: dict, run_dir: Path) -> None:
 
 
 def run(args) -> int:
-    from ..train.run import load_config, run_training
+    from ..train.run import load_config, load_dataset, run_training
     try:
         setup_torch(args)
         if args.resume:
@@ -97,6 +97,7 @@ def run(args) -> int:
             config = config_from_args(args)
             run_dir = Path(args.out or Path("runs") / (f"{config.dataset}-{config.model}-"
                                                        f"{time.strftime('%Y%m%d-%H%M%S')}"))
+        load_dataset(config.dataset, config.data_root)  # unknown / missing data fails here
         print(f"training {config.model} on {config.dataset}; run folder: {run_dir}", flush=True)
         summary = run_training(config, run_dir, progress=not args.no_progress,
                                on_epoch_end=None)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Produces the results of the README's command-line section (2 CPU cores, CPU torch).
+# Every run is resumable: rerunning this script reuses finished runs and resumes the others.
+#
+#   bash examples/run_results.sh            # all of it
+#   STEP=tu bash examples/run_results.sh    # one step: rebuild | tu | ogb | hiv
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=${OUT:-runs/results}              # run folders, tables and plots
+DATA=${DATA:-runs/data}               # OGB folders rebuilt offline from the MoleculeNet CSVs
+SHARED=${SHARED:-../shared/data}      # real data beside the project (TU raw files, CSVs)
+MODELS=${MODELS:-plstm,gin,gcn,gat,attention}
+TU_EPOCHS=${TU_EPOCHS:-50}
+OGB_EPOCHS=${OGB_EPOCHS:-20}
+WIDTH="--hidden 64 --layers 4 --heads 4 --batch-size 64"
+STEP=${STEP:-all}
+
+if [[ $STEP == all || $STEP == rebuild ]]; then
+  for pair in bace:ogbg-molbace bbbp:ogbg-molbbbp hiv:ogbg-molhiv; do
+    csv=${pair%%:*}; name=${pair#*:}
+    [[ -d $DATA/${name//-/_} ]] || plstm-graph data rebuild-ogb "$name" --csv "$SHARED/moleculenet/$csv.csv.gz" --root "$DATA"
+  done
+fi
+
+if [[ $STEP == all || $STEP == tu ]]; then   # 10-fold protocol, one seed, mean ± std over folds
+  plstm-graph compare --dataset MUTAG,PTC_MR --models "$MODELS" --seeds 0 --folds 10 \
+    --epochs "$TU_EPOCHS" $WIDTH --data-root "$SHARED" --out "$OUT/tu" --no-progress
+fi
+
+if [[ $STEP == all || $STEP == ogb ]]; then  # scaffold split, 3 seeds, mean ± std over seeds
+  plstm-graph compare --dataset ogbg-molbace,ogbg-molbbbp --models "$MODELS" --seeds 0,1,2 \
+    --epochs "$OGB_EPOCHS" $WIDTH --data-root "$DATA" --out "$OUT/ogb" --no-progress
+fi
+
+if [[ $STEP == all || $STEP == hiv ]]; then  # one training epoch each, same width and depth
+  python benchmarks/epoch_time.py --dataset ogbg-molhiv --data-root "$DATA" --models plstm,gin \
+    --hidden 64 --layers 4 --heads 4 | tee "$OUT/molhiv_epoch_time.md"
+fi

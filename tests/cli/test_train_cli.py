@@ -1,0 +1,115 @@
+"""``plstm-graph train / evaluate / compare`` end to end on a slice of the embedded TPSA set."""
+import json
+
+import pytest
+import torch
+
+from plstm_graph.cli import main
+from plstm_graph.train import run as run_module
+from plstm_graph.train.trainer import Trainer
+
+TINY = ["--limit", "24", "--epochs", "2", "--hidden", "16", "--layers", "2", "--heads", "2",
+        "--batch-size", "8", "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)  # the commands set 1 thread
+
+
+def summary_of(run_dir):
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def test_tiny_train_then_evaluate(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["train", "--dataset", "tpsa", "--model", "plstm", "--out", str(run_dir), *TINY]) == 0
+    out = capsys.readouterr().out
+    summary = summary_of(run_dir)
+    assert f"test rmse: {summary['test']:.4f}" in out and f"run folder: {run_dir}" in out
+    assert summary["num_graphs"] == {"train": 24, "valid": 24, "test": 24}
+    for name in ("config.json", "last.pt", "best.pt", "metrics.jsonl", "learning_curve.png"):
+        assert (run_dir / name).is_file()
+
+    assert main(["evaluate", str(run_dir)]) == 0
+    assert f"test rmse: {summary['test']:.4f}" in capsys.readouterr().out
+
+
+def test_ctrl_c_leaves_a_resumable_run_that_ends_like_an_uninterrupted_one(tmp_path, capsys,
+                                                                           monkeypatch):
+    args = ["train", "--dataset", "tpsa", "--model", "gin", *TINY, "--epochs", "3"]
+    assert main([*args, "--out", str(tmp_path / "full")]) == 0
+
+    train_epoch = Trainer.train_epoch
+
+    def ctrl_c_in_epoch_2(self, bar):
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+        return train_epoch(self, bar)
+
+    monkeypatch.setattr(Trainer, "train_epoch", ctrl_c_in_epoch_2)
+    cut = tmp_path / "cut"
+    assert main([*args, "--out", str(cut)]) == 130
+    assert f"plstm-graph train --resume {cut}" in capsys.readouterr().out
+    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+
+    assert main(["train", "--resume", str(cut)]) == 0
+    full, resumed = summary_of(tmp_path / "full"), summary_of(cut)
+    for key in ("best_epoch", "train", "valid", "test"):
+        assert resumed[key] == full[key], key
+
+
+def test_compare_writes_a_table_and_a_bar_plot(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--dataset", "tpsa", "--models", "gin,gcn", "--seeds", "0,1",
+                 "--out", str(out), *TINY, "--epochs", "1"]) == 0
+    table = (out / "results.md").read_text()
+    assert "| tpsa | rmse | gin |" in table and "| tpsa | rmse | gcn |" in table
+    assert (out / "results.png").is_file()
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    gin = summary_of(out / "tpsa" / "gin" / "seed_0")["test"], summary_of(out / "tpsa" / "gin" / "seed_1")["test"]
+    assert rows[0]["runs"] == 2 and rows[0]["test_mean"] == pytest.approx(sum(gin) / 2)
+
+
+def test_unknown_dataset_lists_the_valid_names(tmp_path, capsys):
+    assert main(["train", "--dataset", "no-such-set", "--out", str(tmp_path / "x")]) == 2
+    out = capsys.readouterr().out
+    assert "unknown dataset 'no-such-set'" in out and "tpsa" in out and "MUTAG" in out
+    assert not (tmp_path / "x").exists()
+
+
+def test_unknown_model_lists_the_valid_ones(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--model", "mlp"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'mlp'" in capsys.readouterr().err
+    assert main(["compare", "--dataset", "tpsa", "--models", "gin,mlp"]) == 2
+    assert "unknown mlp; valid models: plstm, gin, gcn, gat, attention" in capsys.readouterr().out
+
+
+def test_missing_offline_data_is_reported(monkeypatch, capsys):
+    from plstm_graph.data import DatasetNotFoundError
+
+    def missing(name, root=None):
+        raise DatasetNotFoundError(f"{name}: rebuild it with plstm-graph data rebuild-ogb")
+
+    monkeypatch.setattr("plstm_graph.data.get_dataset", missing)
+    run_module.load_dataset.cache_clear()
+    assert main(["train", "--dataset", "ogbg-molbace"]) == 2
+    assert "error: ogbg-molbace: rebuild it with plstm-graph data rebuild-ogb" in capsys.readouterr().out
+    run_module.load_dataset.cache_clear()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--resume", "RUN", "--epochs", "3"], "drop --epochs"),
+    (["train", "--resume", "RUN"], "is not a plstm-graph run folder"),
+    (["train", "--dataset", "tpsa", "--folds", "10"], "folds=10 needs a k-fold dataset"),
+    (["train", "--epochs", "0"], "epochs must be a positive integer"),
+    (["evaluate", "RUN"], "is not a plstm-graph run folder"),
+])
+def test_bad_options_give_clear_errors(tmp_path, capsys, argv, message):
+    argv = [str(tmp_path / "nothing") if arg == "RUN" else arg for arg in argv]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().out
