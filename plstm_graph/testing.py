@@ -147,3 +147,31 @@ def assert_multitree(line_index: Tensor, num_line_nodes: int):
     if bool((counts > 1).any()):
         a, b = (counts > 1).nonzero()[0].tolist()
         raise AssertionError(f"{int(counts[a, b])} paths from line node {a} to {b}: not a multitree")
+
+
+# ---------------------------------------------------------------------------------------------
+# Attention over batched graphs
+# ---------------------------------------------------------------------------------------------
+
+
+def batch_of_sizes(sizes, device=None) -> Tensor:
+    """PyG ``batch`` vector of graphs with ``sizes`` nodes; an empty graph is a missing id."""
+    sizes = torch.as_tensor(sizes, dtype=torch.long, device=device)
+    return torch.repeat_interleave(torch.arange(sizes.numel(), device=device), sizes)
+
+
+def graphwise_sdpa(q: Tensor, k: Tensor, v: Tensor, batch: Tensor | None = None,
+                   causal: bool = False, scale: float | None = None) -> Tensor:
+    """Oracle for ``einsum_attention``: ``scaled_dot_product_attention`` run graph by graph
+    on ``[N, H, D]`` tensors in PyG node order."""
+    from torch.nn.functional import scaled_dot_product_attention
+
+    if batch is None:
+        batch = torch.zeros(q.size(0), dtype=torch.long, device=q.device)
+    outs = []
+    for nodes in torch.split(torch.arange(q.size(0)), torch.bincount(batch).tolist()):
+        if nodes.numel():
+            q_g, k_g, v_g = (x[nodes].transpose(0, 1) for x in (q, k, v))  # [H, n, D]
+            outs.append(scaled_dot_product_attention(q_g, k_g, v_g, is_causal=causal,
+                                                     scale=scale).transpose(0, 1))
+    return torch.cat(outs) if outs else v * 0  # no node at all

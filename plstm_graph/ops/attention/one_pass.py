@@ -1,0 +1,118 @@
+"""1-pass attention over key chunks (FuseMax, Nayak et al., MICRO 2024), with a
+FlashAttention-2 style backward.
+
+Keys are split into chunks (M = M1 x M0, see :mod:`.tiles`). One pass over the chunks:
+
+    BQK  = einsum(Q, K[m1])           local scores
+    LM   = max_m0 BQK                 local max
+    RM'  = max(RM, LM)                running max
+    PRM  = exp(RM - RM')              rescale factor for what was accumulated so far
+    SLN  = exp(BQK - RM')             local numerators
+    SLD  = sum_m0 SLN                 local denominator
+    RD   = RD * PRM + SLD             running denominator
+    RNV  = RNV * PRM + einsum(SLN, V[m1])      running numerator (times V)
+    AV   = RNV / RD                   one division at the end
+
+Only one chunk of scores is alive at a time: the forward takes O(nodes x chunk) extra
+memory. The backward saves q, k, v, the output O and the log-sum-exp LSE = RM + log RD,
+and recomputes each chunk's weights P = exp(BQK - LSE) (Dao, FlashAttention-2, 2023):
+
+    dV[m1] += P^T dO        dP = dO V[m1]^T        dS = P * (dP - rowsum(dO * O))
+    dQ     += dS K[m1]      dK[m1] += dS^T Q
+
+so training memory is O(nodes x chunk) as well.
+"""
+from typing import Optional
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from .tiles import Tiles
+
+
+def one_pass_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] = None,
+                       chunk_size: int = 64, causal: bool = False,
+                       scale: Optional[float] = None) -> Tensor:
+    r"""Softmax attention inside each graph, by the 1-pass cascade.
+
+    Args:
+        q, k: [N, H, K] queries and keys in PyG node order.
+        v: [N, H, V] values.
+        batch: [N] sorted graph index of each node (``None``: one graph).
+        chunk_size: keys per chunk (M0).
+        causal: node n attends only to nodes n' <= n of its graph.
+        scale: score scale, default ``K ** -0.5`` as in ``scaled_dot_product_attention``.
+
+    Returns:
+        [N, H, V]; a row with no key to attend to is 0.
+    """
+    scale = q.size(-1) ** -0.5 if scale is None else scale
+    tiles = Tiles.from_batch(batch, q.size(0), chunk_size, causal)
+    out = OnePassAttention.apply(tiles.pack(q), tiles.pack(k), tiles.pack(v), tiles, scale)
+    return tiles.unpack(out)
+
+
+def _scores(q: Tensor, k: Tensor, tiles: Tiles, j: int) -> Tensor:
+    BQK = tiles.qk(q, k, j)
+    mask = tiles.mask(j)
+    return BQK if mask is None else BQK.masked_fill_(~mask[None], float("-inf"))
+
+
+def one_pass_forward(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles, scale: float):
+    r"""q, k [H, T, C, K], v [H, T, C, V] -> output [H, T, C, V] and LSE [H, T, C]
+    (``+inf`` on rows without keys, so that their recomputed weights are 0)."""
+    H, T, C, _ = q.shape
+    q = q * scale
+    RM = q.new_full((H, T, C), float("-inf"))
+    RD = q.new_zeros((H, T, C))
+    RNV = q.new_zeros((H, T, C, v.size(-1)))
+    for j in range(tiles.num_steps):
+        A = tiles.active[j]
+        BQK = _scores(q, k, tiles, j)
+        RM_new = torch.maximum(RM[:, :A], BQK.amax(-1))
+        # Rows that have met no key yet keep max -inf; shift them by 0 to avoid inf - inf.
+        shift = RM_new.masked_fill(RM_new == float("-inf"), 0.0)
+        PRM = torch.exp(RM[:, :A] - shift)
+        SLN = BQK.sub_(shift[..., None]).exp_()
+        RD[:, :A].mul_(PRM).add_(SLN.sum(-1))
+        RNV[:, :A].mul_(PRM[..., None]).add_(tiles.pv(SLN, v, j))
+        RM[:, :A] = RM_new
+    empty = RD == 0
+    out = RNV / RD.masked_fill(empty, 1.0)[..., None]
+    LSE = (RM + torch.log(RD)).masked_fill_(empty, float("inf"))
+    return out, LSE
+
+
+def one_pass_backward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, LSE: Tensor,
+                      tiles: Tiles, scale: float):
+    r"""Gradients of :func:`one_pass_forward` for q, k and v, chunk by chunk."""
+    q = q * scale
+    D = (dO * out).sum(-1)  # rowsum(dO * O) = sum_m P dP
+    dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+    for j in range(tiles.num_steps):
+        A = tiles.active[j]
+        P = _scores(q, k, tiles, j).sub_(LSE[:, :A, :, None]).exp_()
+        tiles.ptx_add_(dv, P, dO, j)
+        dS = P.mul_(tiles.qk(dO, v, j).sub_(D[:, :A, :, None]))
+        dq[:, :A] += tiles.pv(dS, k, j)
+        tiles.ptx_add_(dk, dS, q, j)
+    return dq.mul_(scale), dk, dv
+
+
+class OnePassAttention(torch.autograd.Function):
+    r"""The 1-pass cascade on tiles with a recomputing backward (first derivatives only)."""
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, tiles: Tiles, scale: float) -> Tensor:
+        out, LSE = one_pass_forward(q, k, v, tiles, scale)
+        ctx.save_for_backward(q, k, v, out, LSE)
+        ctx.tiles, ctx.scale = tiles, scale
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dO: Tensor):
+        q, k, v, out, LSE = ctx.saved_tensors
+        dq, dk, dv = one_pass_backward(dO.contiguous(), q, k, v, out, LSE, ctx.tiles, ctx.scale)
+        return dq, dk, dv, None, None

@@ -1,0 +1,142 @@
+import dataclasses
+
+import pytest
+import torch
+
+import plstm_graph as pg
+from plstm_graph.ops.attention import einsum_attention
+from plstm_graph.ops.attention.one_pass import OnePassAttention
+from plstm_graph.ops.attention.tiles import Tiles
+from plstm_graph.ops.attention.two_pass import two_pass_tiles
+from plstm_graph.testing import (assert_same_outputs_and_grads, batch_of_sizes, graphwise_sdpa,
+                                 outputs_and_grads)
+
+#: graphs of 0 (leading and inner: missing ids), 7, 100, 1 and 64 nodes, not sorted by size
+SIZES = (0, 7, 0, 100, 1, 64)
+QKV = ("q", "k", "v")
+
+
+def random_qkv(num_nodes, heads=2, key_dim=8, value_dim=5, dtype=torch.float64, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(num_nodes, heads, dim, generator=generator, dtype=dtype)
+            for dim in (key_dim, key_dim, value_dim)]
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("chunk_size", [1, 13, 128])  # 13 divides no size; 128 > 100
+@pytest.mark.parametrize("passes", [1, 2, 3])
+def test_equals_sdpa_graph_by_graph(passes, chunk_size, causal):
+    batch = batch_of_sizes(SIZES)
+    assert_same_outputs_and_grads(
+        lambda q, k, v: einsum_attention(q, k, v, batch, passes=passes, chunk_size=chunk_size,
+                                         causal=causal),
+        lambda q, k, v: graphwise_sdpa(q, k, v, batch, causal=causal),
+        random_qkv(batch.numel()), names=QKV, atol=1e-10)
+
+
+@pytest.mark.parametrize("passes", [1, 2, 3])
+def test_one_graph_without_batch_and_custom_scale(passes):
+    assert_same_outputs_and_grads(
+        lambda q, k, v: einsum_attention(q, k, v, passes=passes, chunk_size=16, scale=0.3),
+        lambda q, k, v: graphwise_sdpa(q, k, v, scale=0.3),
+        random_qkv(50, heads=3, key_dim=4, value_dim=6), names=QKV, atol=1e-10)
+
+
+@pytest.mark.parametrize("passes", [1, 2, 3])
+def test_float32_close_to_sdpa(passes):
+    batch = batch_of_sizes(SIZES)
+    q, k, v = random_qkv(batch.numel(), dtype=torch.float32)
+    torch.testing.assert_close(einsum_attention(q, k, v, batch, passes=passes, chunk_size=16),
+                               graphwise_sdpa(q, k, v, batch), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("passes", [1, 2, 3])
+def test_gradcheck(passes, causal):
+    batch = batch_of_sizes((2, 0, 1, 3))
+    inputs = [x.requires_grad_() for x in random_qkv(batch.numel(), heads=1, key_dim=2,
+                                                     value_dim=2)]
+    assert torch.autograd.gradcheck(
+        lambda q, k, v: einsum_attention(q, k, v, batch, passes=passes, chunk_size=2,
+                                         causal=causal), inputs)
+
+
+@pytest.mark.parametrize("passes", [1, 2, 3])
+def test_no_nodes(passes):
+    q, k, v = [x.requires_grad_() for x in random_qkv(0)]
+    out = einsum_attention(q, k, v, torch.zeros(0, dtype=torch.long), passes=passes)
+    assert out.shape == (0, 2, 5)
+    out.sum().backward()  # runs; an input the empty output does not use gets no gradient
+    assert all(x.grad is None or x.grad.shape == x.shape for x in (q, k, v))
+
+
+@pytest.mark.parametrize("kernel", ["one_pass", "two_pass"])
+def test_rows_without_keys_give_zero_not_nan(kernel):
+    """Hide keys from the tiles: all keys of graph 0 (its rows have nothing to attend to),
+    and the first key tile of graph 1 (its rows meet keys only from the second step on)."""
+    batch, scale = batch_of_sizes((5, 12)), 0.5
+    q, k, v = random_qkv(17)
+    k[5:] *= 30  # large scores: a wrong shift would underflow every weight to 0
+    tiles = Tiles.from_batch(batch, 17, chunk_size=4)
+    hidden = torch.zeros(tiles.num_tiles * 4, dtype=torch.bool)
+    hidden[tiles.slot[:9]] = True
+    tiles = dataclasses.replace(tiles, valid=tiles.valid & ~hidden.view(-1, 4),
+                                padded=[True] * tiles.num_steps)
+
+    def attention(q, k, v):
+        qt, kt, vt = tiles.pack(q), tiles.pack(k), tiles.pack(v)
+        if kernel == "one_pass":
+            out = OnePassAttention.apply(qt, kt, vt, tiles, scale)
+        else:
+            out = two_pass_tiles(qt * scale, kt, vt, tiles)
+        return tiles.unpack(out)
+
+    def oracle(q, k, v):  # graph 0 gives 0; graph 1 attends to its last 8 keys only
+        q1, k1, v1 = (x.transpose(0, 1) for x in (q[5:], k[9:], v[9:]))
+        out1 = torch.nn.functional.scaled_dot_product_attention(q1, k1, v1, scale=scale)
+        return torch.cat([v.new_zeros(5, 2, 5), out1.transpose(0, 1)])
+
+    out, grads = outputs_and_grads(attention, [q, k, v])
+    assert torch.isfinite(out).all() and all(torch.isfinite(g).all() for g in grads)
+    assert (out[:5] == 0).all() and (grads[0][:5] == 0).all()
+    assert_same_outputs_and_grads(attention, oracle, [q, k, v], names=QKV, atol=1e-10)
+
+
+def test_tiles_layout():
+    batch = batch_of_sizes(SIZES)
+    tiles = Tiles.from_batch(batch, batch.numel(), chunk_size=13)
+    x = torch.randn(batch.numel(), 2, 3)
+    torch.testing.assert_close(tiles.unpack(tiles.pack(x)), x, atol=0, rtol=0)
+    assert tiles.num_steps == 8  # ceil(100 / 13) steps over the largest graph's keys
+    assert tiles.active == [8 + 5 + 1 + 1] * 1 + [8 + 5] * 4 + [8] * 3
+    assert tiles.single == [False] * 5 + [True] * 3
+    assert int(tiles.valid.sum()) == batch.numel()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(q=torch.randn(4, 2)), "`q`"),
+    (dict(k=torch.randn(4, 2, 5)), "`k`"),
+    (dict(v=torch.randn(3, 2, 5)), "`v`"),
+    (dict(q=torch.randint(0, 3, (4, 2, 3))), "`q`"),
+    (dict(v=torch.randn(4, 2, 5, dtype=torch.float64)), "`v`"),
+    (dict(batch=torch.tensor([0, 0, 1])), "`batch`"),
+    (dict(batch=torch.tensor([0, 1, 0, 1])), "`batch`"),
+    (dict(batch=torch.tensor([-1, 0, 0, 0])), "`batch`"),
+    (dict(batch=torch.tensor([0.0, 0.0, 1.0, 1.0])), "`batch`"),
+    (dict(passes=4), "`passes`"),
+    (dict(passes=True), "`passes`"),
+    (dict(chunk_size=0), "`chunk_size`"),
+    (dict(chunk_size=2.0), "`chunk_size`"),
+    (dict(causal="yes"), "`causal`"),
+    (dict(scale="0.5"), "`scale`"),
+])
+def test_bad_input_raises_value_error(kwargs, match):
+    args = dict(q=torch.randn(4, 2, 3), k=torch.randn(4, 2, 3), v=torch.randn(4, 2, 5),
+                batch=torch.tensor([0, 0, 1, 1]))
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        einsum_attention(**args)
+
+
+def test_public_name():
+    assert pg.einsum_attention is einsum_attention
