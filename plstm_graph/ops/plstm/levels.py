@@ -40,7 +40,8 @@ def _cells(k: Tensor, v: Tensor, source: Tensor, transition: Tensor, plan: Sched
     """Cell states ``[E, H, K, V]`` in the schedule's edge order (``source`` permuted to it,
     ``transition`` to the forward sweep's order)."""
     sweep = plan.forward
-    cells = source[:, :, None, None] * _rows(k, plan.src)[..., None] * _rows(v, plan.src)[..., None, :]
+    # One pass over [E, H, K, V]: scale the small factor first.
+    cells = (source[..., None] * _rows(k, plan.src))[..., None] * _rows(v, plan.src)[..., None, :]
     for edges, lines in _level_slices(plan, sweep, range(1, plan.num_levels)):
         inflow = transition[lines, :, None, None] * _rows(cells, sweep.other[lines])
         _add_rows_(cells[edges], sweep.local[lines], inflow)
@@ -79,7 +80,7 @@ class LevelsPLSTM(torch.autograd.Function):
         # it points to a deeper, finished level.
         sweep = plan.backward
         transition_b = transition[sweep.perm]
-        d_cells = mark_p[:, :, None, None] * q_dst[..., :, None] * dh_dst[..., None, :]
+        d_cells = (mark_p[..., None] * q_dst)[..., None] * dh_dst[..., None, :]
         d_transition_b = torch.zeros_like(transition_b)
         for edges, lines in _level_slices(plan, sweep, reversed(range(plan.num_levels))):
             d_target = _rows(d_cells, sweep.other[lines])
