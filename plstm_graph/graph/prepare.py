@@ -7,7 +7,7 @@ from .validation import check_edge_index, check_num_nodes
 
 
 def prepare_dag(edge_index: Tensor, num_nodes: int, mode: str = "P",
-                orientation: str = "index") -> LineGraph:
+                orientation: str = "index", reverse: bool = False) -> LineGraph:
     """Orient ``edge_index`` into a DAG and build its line graph and edge levels.
 
     Works on one graph or on a whole PyG batch (a disjoint union) at once.
@@ -19,6 +19,8 @@ def prepare_dag(edge_index: Tensor, num_nodes: int, mode: str = "P",
         orientation: ``"index"`` (undirected input: lower -> higher node index, self-loops
             dropped, duplicates merged) or ``"given"`` (a directed acyclic input, kept as is;
             a cycle raises ``ValueError`` naming a node on it).
+        reverse: return the line graph of the reversed DAG (same as ``.reverse()`` on the
+            result, without building the forward one first).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -27,5 +29,7 @@ def prepare_dag(edge_index: Tensor, num_nodes: int, mode: str = "P",
     num_nodes = check_num_nodes(num_nodes)
     edge_index = check_edge_index(edge_index, num_nodes)
     dag_edge_index, edge_id = orient(edge_index, num_nodes, orientation)
-    depth = check_acyclic(dag_edge_index, num_nodes)
+    depth = check_acyclic(dag_edge_index, num_nodes)  # names a node on a cycle
+    if reverse:
+        return build_line_graph(dag_edge_index.flip(0), edge_id, num_nodes, mode)
     return build_line_graph(dag_edge_index, edge_id, num_nodes, mode, depth=depth)

@@ -50,8 +50,8 @@ def line_graph_of(data: Data, mode: str = "P", reverse: bool = False,
     :class:`PrepareDAG` stored it, otherwise built now from ``data.edge_index``."""
     if isinstance(data, DAGData) and data.has_line_graph(mode, reverse):
         return data.line_graph(mode, reverse)
-    graph = prepare_dag(data.edge_index, data.num_nodes, mode=mode, orientation=orientation)
-    return graph.reverse() if reverse else graph
+    return prepare_dag(data.edge_index, data.num_nodes, mode=mode, orientation=orientation,
+                       reverse=reverse)
 
 
 class PrepareDAG(BaseTransform):

@@ -104,8 +104,8 @@ class PLSTMConv(torch.nn.Module):
                 raise ValueError(f"edge_index has {edge_index.num_nodes} nodes but x has "
                                  f"{x.size(0)} rows")
             return edge_index
-        graph = prepare_dag(edge_index, x.size(0), mode=self.mode, orientation=self.orientation)
-        return graph.reverse() if self.reverse else graph
+        return prepare_dag(edge_index, x.size(0), mode=self.mode, orientation=self.orientation,
+                           reverse=self.reverse)
 
     def gates(self, x: Tensor, graph: LineGraph, edge_attr: Tensor | None):
         """Source and Mark ``[E, H]``, Transition ``[L, H]``, Direct ``[N, H]``."""

@@ -149,3 +149,12 @@ def test_cycle_names_a_node_on_it(edges, on_cycle):
         pg.prepare_dag(torch.tensor(edges), 6, orientation="given")
     node = int(str(info.value).split("node ")[1].split()[0])
     assert node in on_cycle
+
+
+@pytest.mark.parametrize("mode", ["P", "D"])
+def test_reverse_argument_equals_reverse_method(mode):
+    edge_index, n = molecule(RING_SMILES[-1])
+    direct = pg.prepare_dag(edge_index, n, mode=mode, reverse=True)
+    via_method = pg.prepare_dag(edge_index, n, mode=mode).reverse()
+    for name in ("edge_index", "edge_id", "line_index", "edge_level"):
+        assert torch.equal(getattr(direct, name), getattr(via_method, name)), name
