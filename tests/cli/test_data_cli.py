@@ -1,0 +1,64 @@
+import pandas as pd
+import pytest
+
+from plstm_graph.cli import main
+from plstm_graph.data.root import CACHE_ENV
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def bace_csv(shared_data, tmp_path):
+    path = tmp_path / "bace.csv"
+    pd.read_csv(shared_data / "moleculenet" / "bace.csv.gz").iloc[:80].to_csv(path, index=False)
+    return path
+
+
+def test_list_shows_every_dataset_and_where_it_is(shared_data, capsys):
+    assert main(["data", "list", "--data-root", str(shared_data)]) == 0
+    out = capsys.readouterr().out
+    assert f"data root: {shared_data}" in out
+    for line in out.splitlines()[2:]:
+        name = line.split()[0]
+        assert name in {"MUTAG", "NCI1", "PROTEINS", "PTC_MR", "tpsa"} or name.startswith("ogbg-mol")
+    assert len(out.splitlines()) == 2 + 16
+    assert str(shared_data / "tu" / "NCI1" / "raw") in out
+    assert "missing: download, or rebuild-ogb" in out and "embedded (default)" in out
+
+
+def test_rebuild_then_info(bace_csv, tmp_path, capsys):
+    root = tmp_path / "root"
+    args = ["data", "rebuild-ogb", "ogbg-molbace", "--csv", str(bace_csv), "--root", str(root)]
+    assert main(args) == 0
+    assert f"wrote {root / 'ogbg_molbace'}: 80 molecules, scaffold split train" in capsys.readouterr().out
+    assert main(args) == 1
+    assert "exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    assert main(args + ["--overwrite"]) == 0
+    capsys.readouterr()
+    assert main(["data", "info", "ogbg-molbace", "--data-root", str(root), "--no-download"]) == 0
+    out = capsys.readouterr().out
+    assert ("ogbg-molbace: 80 graphs, binary classification with 1 task(s), metric rocauc "
+            "(higher is better)") in out
+    assert "features: ogb (node 9, edge 3)" in out
+
+
+def test_errors_are_one_line_with_exit_code_1(bace_csv, tmp_path, capsys):
+    assert main(["data", "info", "ogbg-molbbbp", "--data-root", str(tmp_path), "--no-download"]) == 1
+    err = capsys.readouterr().err
+    assert "plstm-graph data rebuild-ogb ogbg-molbbbp --csv ../shared/data/moleculenet/bbbp.csv.gz" in err
+    frame = pd.read_csv(bace_csv)
+    frame.loc[10, "mol"] = "C1CC[("
+    frame.to_csv(bace_csv, index=False)
+    assert main(["data", "rebuild-ogb", "ogbg-molbace", "--csv", str(bace_csv), "--root", str(tmp_path)]) == 1
+    assert "row 10 (line 12): 'C1CC[('" in capsys.readouterr().err
+    assert main(["data", "info", "MUTAG", "--data-root", str(tmp_path), "--fold", "3", "--no-download"]) == 1
+
+
+def test_info_on_a_tu_fold(shared_data, capsys):
+    assert main(["data", "info", "MUTAG", "--data-root", str(shared_data), "--fold", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "MUTAG: 188 graphs, multiclass classification with 2 classes, metric acc" in out
+    assert "fold 2 of 10: train 150, valid 19, test 19" in out
