@@ -186,6 +186,7 @@ def download_ogb(name: str, root: PathLike) -> Path:
     """
     meta, root = ogb_meta(name), Path(root)
     parent = root if is_writable(root) else cache_dir("ogb")
+    created = not parent.exists()
     parent.mkdir(parents=True, exist_ok=True)
     staging = make_staging_dir(parent, folder_name(name), ".download")
     try:
@@ -201,6 +202,8 @@ def download_ogb(name: str, root: PathLike) -> Path:
                                    f"failed ({error}).\n{rebuild_hint(name, root)}") from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if created and not any(parent.iterdir()):  # leave no empty root behind a failed download
+            parent.rmdir()
 
 
 def _evaluator(name: str, metric: str) -> Callable:

@@ -109,6 +109,7 @@ def _download_parent(root: Path) -> Path:
 
 def _download(name: str, root: Path, transform: Optional[Callable]) -> TUDataset:
     parent = _download_parent(root)
+    created = not parent.exists()
     parent.mkdir(parents=True, exist_ok=True)
     staging = make_staging_dir(parent, name, ".download")
     try:
@@ -122,6 +123,8 @@ def _download(name: str, root: Path, transform: Optional[Callable]) -> TUDataset
             f"{name}_graph_labels.txt (and {name}_node_labels.txt, ...) in one of those folders.") from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if created and not any(parent.iterdir()):  # leave no empty tu/ behind a failed download
+            parent.rmdir()
     return _open_raw(name, parent / name / "raw", transform)
 
 

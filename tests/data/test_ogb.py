@@ -59,7 +59,7 @@ def test_failed_download_says_how_to_rebuild_and_leaves_nothing(tmp_path, monkey
     with pytest.raises(DatasetNotFoundError, match="rebuild-ogb ogbg-molhiv --csv .*hiv.csv.gz"):
         get_dataset("ogbg-molhiv", root=tmp_path)
     with pytest.raises(DatasetNotFoundError, match="no MoleculeNet CSV"):
-        get_dataset("ogbg-molpcba", root=tmp_path)
+        get_dataset("ogbg-molpcba", root=tmp_path / "new")
     assert list(tmp_path.iterdir()) == []
 
 
