@@ -175,8 +175,9 @@ class Trainer:
         config, metric = self.config, self.metric
         epochs = tqdm(range(self.epoch, config.epochs), desc=self.desc, initial=self.epoch,
                       total=config.epochs, unit="epoch", disable=not self.progress, dynamic_ncols=True)
-        if resumed and self.progress:
-            epochs.write(f"resuming {self.run_dir} after epoch {self.epoch}")
+        if self.progress:
+            epochs.write(f"{self.desc}: {self.num_parameters:,} parameters"
+                         + (f"; resuming {self.run_dir} after epoch {self.epoch}" if resumed else ""))
         for epoch in epochs:
             start = time.perf_counter()
             with tqdm(total=len(self.train_loader), desc=f"epoch {epoch + 1}", leave=False,
