@@ -34,12 +34,13 @@ def test_equals_sdpa_graph_by_graph(passes, chunk_size, causal):
         random_qkv(batch.numel()), names=QKV, atol=1e-10)
 
 
+@pytest.mark.parametrize("num_nodes", [50, 64])  # 64: whole tiles, packing is a view
 @pytest.mark.parametrize("passes", [1, 2, 3])
-def test_one_graph_without_batch_and_custom_scale(passes):
+def test_one_graph_without_batch_and_custom_scale(passes, num_nodes):
     assert_same_outputs_and_grads(
         lambda q, k, v: einsum_attention(q, k, v, passes=passes, chunk_size=16, scale=0.3),
         lambda q, k, v: graphwise_sdpa(q, k, v, scale=0.3),
-        random_qkv(50, heads=3, key_dim=4, value_dim=6), names=QKV, atol=1e-10)
+        random_qkv(num_nodes, heads=3, key_dim=4, value_dim=6), names=QKV, atol=1e-10)
 
 
 @pytest.mark.parametrize("passes", [1, 2, 3])
@@ -76,7 +77,8 @@ def test_rows_without_keys_give_zero_not_nan(kernel):
     and the first key tile of graph 1 (its rows meet keys only from the second step on)."""
     batch, scale = batch_of_sizes((5, 12)), 0.5
     q, k, v = random_qkv(17)
-    k[5:] *= 30  # large scores: a wrong shift would underflow every weight to 0
+    # Graph 1's scores are all near -1000: exp underflows unless shifted by their true max.
+    q[5:], k[5:] = q[5:].abs() + 1, -100 * (k[5:].abs() + 1)
     tiles = Tiles.from_batch(batch, 17, chunk_size=4)
     hidden = torch.zeros(tiles.num_tiles * 4, dtype=torch.bool)
     hidden[tiles.slot[:9]] = True
@@ -110,7 +112,8 @@ def test_tiles_layout():
     assert tiles.num_steps == 8  # ceil(100 / 13) steps over the largest graph's keys
     assert tiles.active == [8 + 5 + 1 + 1] * 1 + [8 + 5] * 4 + [8] * 3
     assert tiles.single == [False] * 5 + [True] * 3
-    assert int(tiles.valid.sum()) == batch.numel()
+    assert int(tiles.valid.sum()) == batch.numel() and not tiles.identity
+    assert Tiles.from_batch(batch_of_sizes((32, 0, 16)), 48, chunk_size=16).identity
 
 
 @pytest.mark.parametrize("kwargs, match", [

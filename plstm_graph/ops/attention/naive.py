@@ -44,7 +44,7 @@ def naive_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] = N
                                        device=q.device).tril()
 
     QK = torch.einsum("bnhk,bmhk->bhnm", Q * scale, K).masked_fill(~allowed, float("-inf"))
-    GM = QK.amax(-1, keepdim=True)
+    GM = QK.detach().amax(-1, keepdim=True)  # a shift that cancels in A: no gradient
     GM = GM.masked_fill(GM == float("-inf"), 0.0)  # a row without keys: SN = 0, not NaN
     SN = torch.exp(QK - GM)
     SD = SN.sum(-1, keepdim=True)

@@ -13,6 +13,8 @@ Keys are split into chunks (M = M1 x M0, see :mod:`.tiles`). One pass over the c
     RNV  = RNV * PRM + einsum(SLN, V[m1])      running numerator (times V)
     AV   = RNV / RD                   one division at the end
 
+(SLD and RD ride along in the last einsum, as a column of ones beside V.)
+
 Only one chunk of scores is alive at a time: the forward takes O(nodes x chunk) extra
 memory. The backward saves q, k, v, the output O and the log-sum-exp LSE = RM + log RD,
 and recomputes each chunk's weights P = exp(BQK - LSE) (Dao, FlashAttention-2, 2023):
@@ -28,7 +30,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .tiles import Tiles
+from .tiles import EXP_FLOOR, Tiles
 
 
 def one_pass_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] = None,
@@ -53,10 +55,12 @@ def one_pass_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] 
     return tiles.unpack(out)
 
 
-def _scores(q: Tensor, k: Tensor, tiles: Tiles, j: int) -> Tensor:
-    BQK = tiles.qk(q, k, j)
-    mask = tiles.mask(j)
-    return BQK if mask is None else BQK.masked_fill_(~mask[None], float("-inf"))
+def _weights(S: Tensor, shift: Tensor, keep: Optional[Tensor]) -> Tensor:
+    r"""``exp(S - shift)`` in place of S, exactly 0 where ``keep`` is 0."""
+    S.sub_(shift[..., None])
+    if keep is None:
+        return S.exp_()
+    return S.clamp_min_(EXP_FLOOR).exp_().mul_(keep)  # masked scores are -inf
 
 
 def one_pass_forward(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles, scale: float):
@@ -64,20 +68,22 @@ def one_pass_forward(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles, scale: float
     (``+inf`` on rows without keys, so that their recomputed weights are 0)."""
     H, T, C, _ = q.shape
     q = q * scale
+    # A column of ones beside V makes one einsum give both SLN V and SLD = sum SLN, so
+    # RNV[..., -1] is the running denominator RD: one pass less over the scores.
+    v1 = torch.cat([v, torch.ones_like(v[..., :1])], -1)
     RM = q.new_full((H, T, C), float("-inf"))
-    RD = q.new_zeros((H, T, C))
-    RNV = q.new_zeros((H, T, C, v.size(-1)))
+    RNV = q.new_zeros((H, T, C, v1.size(-1)))
     for j in range(tiles.num_steps):
         A = tiles.active[j]
-        BQK = _scores(q, k, tiles, j)
+        BQK, keep = tiles.scores(q, k, j)
         RM_new = torch.maximum(RM[:, :A], BQK.amax(-1))
         # Rows that have met no key yet keep max -inf; shift them by 0 to avoid inf - inf.
         shift = RM_new.masked_fill(RM_new == float("-inf"), 0.0)
         PRM = torch.exp(RM[:, :A] - shift)
-        SLN = BQK.sub_(shift[..., None]).exp_()
-        RD[:, :A].mul_(PRM).add_(SLN.sum(-1))
-        RNV[:, :A].mul_(PRM[..., None]).add_(tiles.pv(SLN, v, j))
+        SLN = _weights(BQK, shift, keep)
+        RNV[:, :A].mul_(PRM[..., None]).add_(tiles.pv(SLN, v1, j))
         RM[:, :A] = RM_new
+    RNV, RD = RNV[..., :-1], RNV[..., -1]
     empty = RD == 0
     out = RNV / RD.masked_fill(empty, 1.0)[..., None]
     LSE = (RM + torch.log(RD)).masked_fill_(empty, float("inf"))
@@ -92,7 +98,8 @@ def one_pass_backward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, 
     dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
     for j in range(tiles.num_steps):
         A = tiles.active[j]
-        P = _scores(q, k, tiles, j).sub_(LSE[:, :A, :, None]).exp_()
+        S, keep = tiles.scores(q, k, j)
+        P = _weights(S, LSE[:, :A], keep)
         tiles.ptx_add_(dv, P, dO, j)
         dS = P.mul_(tiles.qk(dO, v, j).sub_(D[:, :A, :, None]))
         dq[:, :A] += tiles.pv(dS, k, j)

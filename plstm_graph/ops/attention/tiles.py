@@ -12,10 +12,14 @@ loop after their last tile instead of being padded to the largest graph.
 Tensors in this layout have shape ``[H, T, C, D]`` (heads, tiles, chunk_size, features).
 """
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
+
+#: Masked scores (-inf) are clamped here before exp, then zeroed: torch.exp on CPU takes a
+#: slow path, ~25x, for results that underflow, exp(-inf) included.
+EXP_FLOOR = -100.0
 
 
 @dataclass(frozen=True)
@@ -24,8 +28,9 @@ class Tiles:
     query tile meets at each step.
 
     Build it with :meth:`from_batch`; :meth:`pack` and :meth:`unpack` move tensors between
-    PyG node order ``[N, H, D]`` and the tile layout, and :meth:`qk`, :meth:`pv` and
-    :meth:`ptx_add_` are the three products of a step.
+    PyG node order ``[N, H, D]`` and the tile layout; :meth:`qk`, :meth:`pv` and
+    :meth:`ptx_add_` are the three products of a step, and :meth:`scores` the masked
+    :meth:`qk`.
     """
 
     chunk_size: int
@@ -44,6 +49,8 @@ class Tiles:
     single: List[bool]
     #: padded[j]: some key tile met at step j holds padding slots
     padded: List[bool]
+    #: node n sits in slot n (no padding, graphs already in layout order): packing is a view
+    identity: bool
 
     @classmethod
     def from_batch(cls, batch: Optional[Tensor], num_nodes: int, chunk_size: int,
@@ -69,8 +76,8 @@ class Tiles:
             + torch.arange(C, device=device)
         valid = position < sizes[tile_graph][:, None]
 
-        # Python-side schedule of the loop over key tiles (one host sync, here). Graphs
-        # are sorted by decreasing tile count, so the live ones at step j are a prefix.
+        # Python-side schedule of the loop over key tiles (the host syncs happen here, once).
+        # Graphs are sorted by decreasing tile count, so the live ones at step j are a prefix.
         n_sorted = num_tiles[order]
         steps = int(n_sorted[0]) if n_sorted.numel() else 0
         live = n_sorted.numel() - torch.searchsorted(
@@ -79,8 +86,10 @@ class Tiles:
         partial_last = (num_tiles - 1)[sizes % C != 0]
         padded = torch.zeros(steps, dtype=torch.bool, device=device)
         padded[partial_last] = True
+        identity = slot.numel() == position.numel() and bool(
+            (slot == torch.arange(num_nodes, device=device)).all())
         return cls(C, causal, slot, position, valid, first_tile, active.tolist(),
-                   (live == 1).tolist(), padded.tolist())
+                   (live == 1).tolist(), padded.tolist(), identity)
 
     @property
     def num_tiles(self) -> int:
@@ -93,29 +102,40 @@ class Tiles:
     def pack(self, x: Tensor) -> Tensor:
         r"""``[N, H, D]`` node order -> ``[H, T, C, D]`` tiles, zero in padding slots."""
         N, H, D = x.shape
-        flat = x.new_zeros(self.num_tiles * self.chunk_size, H, D).index_copy(0, self.slot, x)
+        flat = x if self.identity else \
+            x.new_zeros(self.num_tiles * self.chunk_size, H, D).index_copy(0, self.slot, x)
         return flat.view(self.num_tiles, self.chunk_size, H, D).permute(2, 0, 1, 3).contiguous()
 
     def unpack(self, xt: Tensor) -> Tensor:
         r"""``[H, T, C, D]`` tiles -> ``[N, H, D]`` node order."""
         H, T, C, D = xt.shape
-        return xt.permute(1, 2, 0, 3).reshape(T * C, H, D).index_select(0, self.slot)
+        flat = xt.permute(1, 2, 0, 3).reshape(T * C, H, D)
+        return flat if self.identity else flat.index_select(0, self.slot)
 
     def key_tiles(self, j: int) -> Tensor:
         r"""[A] the key tile each active query tile meets at step ``j``."""
         return self.first_tile[: self.active[j]] + j
 
-    def mask(self, j: int) -> Optional[Tensor]:
-        r"""Which scores of step ``j`` are real: ``[A, C, C]`` (or ``[A, 1, C]``) bool, or
-        ``None`` when every score is (no padding key, no causal cut)."""
+    def scores(self, x: Tensor, y: Tensor, j: int) -> Tuple[Tensor, Optional[Tensor]]:
+        r"""Scores of step ``j``, ``x_a @ y_j^T`` [H, A, C, C] with -inf where a key is
+        padding or (causal) in the future, and ``keep`` (1 or 0, [A, C or 1, C]) to zero
+        those entries exactly after exp; ``keep`` is ``None`` when every score is real."""
+        S = self.qk(x, y, j)
         if not (self.causal or self.padded[j]):
-            return None
-        keys = self.key_tiles(j)
-        allowed = self.valid[keys][:, None, :]
+            return S, None
+        C = self.chunk_size
+        key_valid = self.valid[self.key_tiles(j)][:, None, :]  # [A, 1, C]
         if self.causal:
-            allowed = allowed & (self.position[keys][:, None, :]
-                                 <= self.position[: self.active[j], :, None])
-        return allowed
+            # A graph starts at a tile boundary, so query tile i meets key tile j fully
+            # (i > j), not at all (i < j), or through the lower triangle (i == j).
+            query_tile = self.position[: self.active[j], 0] // C
+            diagonal = torch.ones(C, C, dtype=torch.bool, device=S.device).tril()
+            patterns = torch.stack([torch.zeros_like(diagonal), diagonal,
+                                    torch.ones_like(diagonal)])
+            key_valid = key_valid & patterns[(query_tile - j).clamp(-1, 1) + 1]
+        # Float masks: on CPU, masked_fill or where through a bool mask costs several exps.
+        keep = key_valid.to(S.dtype)
+        return S.add_(keep.reciprocal().neg_().add_(1)), keep  # 1 - 1 / keep: 0 or -inf
 
     # The three products of a step, each a batched matmul over (head, query tile). When a
     # single graph is active, every query tile meets the same key tile and the product is

@@ -21,7 +21,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .tiles import Tiles
+from .tiles import EXP_FLOOR, Tiles
 
 
 def two_pass_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] = None,
@@ -45,10 +45,12 @@ def two_pass_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] 
     return tiles.unpack(two_pass_tiles(tiles.pack(q) * scale, tiles.pack(k), tiles.pack(v), tiles))
 
 
-def _scores(q: Tensor, k: Tensor, tiles: Tiles, j: int) -> Tensor:
-    BQK = tiles.qk(q, k, j)
-    mask = tiles.mask(j)
-    return BQK if mask is None else BQK.masked_fill(~mask[None], float("-inf"))
+def _weights(S: Tensor, shift: Tensor, keep: Optional[Tensor]) -> Tensor:
+    r"""``exp(S - shift)``, exactly 0 where ``keep`` is 0."""
+    S = S - shift[..., None]
+    if keep is None:
+        return torch.exp(S)
+    return torch.exp(S.clamp_min(EXP_FLOOR)) * keep  # masked scores are -inf
 
 
 def _finite(x: Tensor) -> Tensor:
@@ -66,10 +68,11 @@ def two_pass_tiles(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles) -> Tensor:
     RD = q.new_zeros((H, T, C))
     for j in range(tiles.num_steps):  # pass 1
         A = tiles.active[j]
-        BQK = _scores(q, k, tiles, j)
-        RM_new = torch.maximum(RM[:, :A], BQK.amax(-1))
+        BQK, keep = tiles.scores(q, k, j)
+        # The max is only a shift that cancels in A = exp(BQK - RM) / RD: no gradient.
+        RM_new = torch.maximum(RM[:, :A], BQK.detach().amax(-1))
         PRM = torch.exp(RM[:, :A] - _finite(RM_new))
-        SLD = torch.exp(BQK - _finite(RM_new)[..., None]).sum(-1)
+        SLD = _weights(BQK, _finite(RM_new), keep).sum(-1)
         RM = torch.cat([RM_new, RM[:, A:]], 1)
         RD = torch.cat([RD[:, :A] * PRM + SLD, RD[:, A:]], 1)
 
@@ -77,6 +80,7 @@ def two_pass_tiles(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles) -> Tensor:
     AV = q.new_zeros(H, T, C, v.size(-1))
     for j in range(tiles.num_steps):  # pass 2
         A = tiles.active[j]
-        weights = torch.exp(_scores(q, k, tiles, j) - RM[:, :A, :, None]) / RD[:, :A, :, None]
+        BQK, keep = tiles.scores(q, k, j)
+        weights = _weights(BQK, RM[:, :A], keep) / RD[:, :A, :, None]
         AV = torch.cat([AV[:, :A] + tiles.pv(weights, v, j), AV[:, A:]], 1)
     return AV

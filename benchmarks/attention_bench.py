@@ -1,0 +1,154 @@
+"""Time and peak memory of the 1-, 2- and 3-pass einsum cascades against
+``torch.nn.functional.scaled_dot_product_attention`` (SDPA), on one graph of N nodes.
+
+    python benchmarks/attention_bench.py            # N = 256 ... 8192 (a few minutes)
+    python benchmarks/attention_bench.py --quick    # N = 256 ... 2048
+
+What is measured, all in this one run, on the CPU:
+
+* time: the best of ``--repeats`` wall-clock runs (fewer once a configuration has taken
+  ``--budget`` seconds; the memory run below warms up), forward under ``torch.no_grad()``
+  and forward + backward (gradients of q, k and v);
+* peak memory: the high-water mark of the bytes that PyTorch's CPU allocator holds during
+  the call, above what it held before (inputs excluded; outputs, saved tensors and
+  gradients included), read from the allocation and free events that
+  ``torch.profiler`` records with ``profile_memory=True``.
+
+The cascades take q, k, v as [N, H, D] (PyG node order, one graph: ``batch=None``); SDPA gets
+its preferred contiguous [1, H, N, D] layout (4-D: its fused CPU kernel).
+"""
+import argparse
+import gc
+import os
+import time
+
+import torch
+from torch.nn.functional import scaled_dot_product_attention
+from torch.profiler import ProfilerActivity, profile
+
+from plstm_graph.ops.attention import einsum_attention
+
+METHODS = ("SDPA", "1-pass", "2-pass", "3-pass")
+
+
+def peak_bytes(fn) -> int:
+    """High-water mark of CPU allocator bytes allocated while ``fn()`` runs."""
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    # The raw event list keeps every allocation and free, with its size, in time order;
+    # the aggregated views merge them into the enclosing operators.
+    events = [(e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+              if e.name() == "[memory]"]
+    live = peak = 0
+    for _, nbytes in sorted(events, key=lambda e: e[0]):
+        live += nbytes
+        peak = max(peak, live)
+    return peak
+
+
+def best_time(fn, repeats: int, budget: float) -> float:
+    """Best of ``repeats`` wall-clock runs, fewer once they have taken ``budget`` seconds."""
+    times = []
+    while len(times) < repeats and sum(times) < budget:
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def make_call(method: str, n: int, heads: int, dim: int, chunk_size: int, backward: bool):
+    generator = torch.Generator().manual_seed(n)
+    shape = (1, heads, n, dim) if method == "SDPA" else (n, heads, dim)
+    q, k, v = (torch.randn(shape, generator=generator).requires_grad_(backward) for _ in range(3))
+    grad = torch.randn(shape, generator=generator)
+
+    def attend():
+        if method == "SDPA":
+            return scaled_dot_product_attention(q, k, v)
+        return einsum_attention(q, k, v, passes=int(method[0]), chunk_size=chunk_size)
+
+    def call():
+        if not backward:
+            with torch.no_grad():
+                attend()
+            return
+        for x in (q, k, v):
+            x.grad = None
+        attend().backward(grad)
+
+    return call
+
+
+def measure(sizes, heads, dim, chunk_size, repeats, budget):
+    results = {}
+    for n in sizes:
+        for method in METHODS:
+            for backward in (False, True):
+                call = make_call(method, n, heads, dim, chunk_size, backward)
+                peak = peak_bytes(call)  # also the warm-up run
+                results[n, method, backward] = (best_time(call, repeats, budget), peak)
+                del call
+                gc.collect()
+            print(f"  measured N = {n:5d}: {method}", flush=True)
+    return results
+
+
+def print_tables(results, sizes):
+    def row(cells, widths):
+        return " | ".join(str(c).rjust(w) for c, w in zip(cells, widths))
+
+    for backward, label in ((False, "forward"), (True, "forward + backward")):
+        print(f"\nTime, {label} (ms; ratio = cascade / SDPA)")
+        head = ["N"] + list(METHODS) + ["1-pass/SDPA", "2-pass/SDPA", "3-pass/SDPA"]
+        widths = [5] + [9] * 4 + [11] * 3
+        print(row(head, widths))
+        for n in sizes:
+            t = {m: results[n, m, backward][0] for m in METHODS}
+            print(row([n] + [f"{t[m] * 1e3:.1f}" for m in METHODS]
+                      + [f"{t[m] / t['SDPA']:.2f}" for m in METHODS[1:]], widths))
+
+        print(f"\nPeak memory, {label} (MiB; growth = peak(N) / peak(N / 2))")
+        head = ["N"] + list(METHODS) + ["1-pass growth", "3-pass growth"]
+        widths = [5] + [9] * 4 + [13] * 2
+        print(row(head, widths))
+        for i, n in enumerate(sizes):
+            p = {m: results[n, m, backward][1] for m in METHODS}
+            growth = []
+            for m in ("1-pass", "3-pass"):
+                halved = results.get((n // 2, m, backward))
+                growth.append(f"x{p[m] / halved[1]:.2f}" if i and halved and n // 2 == sizes[i - 1]
+                              else "")
+            print(row([n] + [f"{p[m] / 2 ** 20:.1f}" for m in METHODS] + growth, widths))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="N = 256 ... 2048, 2 repeats")
+    parser.add_argument("--sizes", type=int, nargs="+", help="node counts (default 256 ... 8192)")
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--head-dim", type=int, default=32)
+    parser.add_argument("--chunk-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, help="timed runs per configuration (default 3)")
+    parser.add_argument("--budget", type=float, default=2.0,
+                        help="stop repeating a configuration after this many seconds")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sizes = args.sizes or ([256, 512, 1024, 2048] if args.quick else
+                           [256, 512, 1024, 2048, 4096, 8192])
+    repeats = args.repeats or (2 if args.quick else 3)
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, "
+          f"H = {args.heads} heads, D = {args.head_dim} per head, chunk_size = {args.chunk_size}, "
+          f"best of {repeats} runs (fewer past {args.budget:g} s); "
+          f"load average before: {os.getloadavg()[0]:.2f}")
+    start = time.perf_counter()
+    results = measure(sizes, args.heads, args.head_dim, args.chunk_size, repeats, args.budget)
+    print_tables(results, sizes)
+    print(f"\ntotal {time.perf_counter() - start:.0f} s; load average after: "
+          f"{os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
