@@ -24,26 +24,11 @@ import time
 
 import torch
 from torch.nn.functional import scaled_dot_product_attention
-from torch.profiler import ProfilerActivity, profile
 
 from plstm_graph.ops.attention import einsum_attention
+from memory import peak_bytes  # benchmarks/memory.py (the script's folder is on sys.path)
 
 METHODS = ("SDPA", "1-pass", "2-pass", "3-pass")
-
-
-def peak_bytes(fn) -> int:
-    """High-water mark of CPU allocator bytes allocated while ``fn()`` runs."""
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    # The raw event list keeps every allocation and free, with its size, in time order;
-    # the aggregated views merge them into the enclosing operators.
-    events = [(e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
-              if e.name() == "[memory]"]
-    live = peak = 0
-    for _, nbytes in sorted(events, key=lambda e: e[0]):
-        live += nbytes
-        peak = max(peak, live)
-    return peak
 
 
 def best_time(fn, repeats: int, budget: float) -> float:

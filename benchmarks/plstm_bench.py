@@ -11,7 +11,6 @@ Molecules: the first ``--molecules`` SMILES of ogbg-molhiv's source CSV
 """
 import argparse
 import gzip
-import sys
 import time
 from pathlib import Path
 
@@ -21,9 +20,7 @@ from torch_geometric.nn import GINConv
 import plstm_graph as pg
 from plstm_graph.data.molecule import smiles_to_graph
 from plstm_graph.testing import random_plstm_inputs
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory import peak_bytes  # noqa: E402
+from memory import peak_bytes  # benchmarks/memory.py (the script's folder is on sys.path)
 
 HIV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "moleculenet" / "hiv.csv.gz"
 
