@@ -1,14 +1,54 @@
-"""The attention baseline's block: full multi-head attention among each graph's nodes."""
+"""The attention baseline: full multi-head attention among each graph's nodes, and its block."""
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import Linear, RMSNorm
+from torch.nn import Linear
 
 from ..ops.attention import einsum_attention
-from .plstm_block import mlp
+from .residual_block import ResidualBlock
 
 
-class GraphTransformerBlock(torch.nn.Module):
+class GraphAttention(torch.nn.Module):
+    r"""``W_o Attn(W_q x, W_k x, W_v x)``: softmax attention per head among the nodes of the
+    same graph, scaled by :math:`(\text{channels} / \text{heads})^{-1/2}`, computed by
+    :func:`~plstm_graph.einsum_attention`. Edges are ignored: every pair of nodes interacts.
+
+    Shapes:
+        - **input:** node features :math:`(N, d)`, batch vector :math:`(N)` (sorted, as in
+          a PyG ``Batch``; ``None`` for a single graph)
+        - **output:** :math:`(N, d)`
+    """
+
+    def __init__(self, channels: int, heads: int = 4, passes: int = 1, chunk_size: int = 64):
+        super().__init__()
+        if heads < 1 or channels % heads:
+            raise ValueError(f"`heads` must be a positive divisor of `channels` ({channels}), "
+                             f"got {heads}")
+        if passes not in (1, 2, 3):
+            raise ValueError(f"`passes` must be 1, 2 or 3, got {passes!r}")
+        if chunk_size < 1:
+            raise ValueError(f"`chunk_size` must be positive, got {chunk_size}")
+        self.channels, self.heads, self.passes, self.chunk_size = channels, heads, passes, chunk_size
+        self.lin_query = Linear(channels, channels, bias=False)
+        self.lin_key = Linear(channels, channels, bias=False)
+        self.lin_value = Linear(channels, channels, bias=False)
+        self.lin_out = Linear(channels, channels, bias=False)
+
+    def reset_parameters(self):
+        for lin in (self.lin_query, self.lin_key, self.lin_value, self.lin_out):
+            lin.reset_parameters()
+
+    def forward(self, x: Tensor, batch: Tensor | None = None) -> Tensor:
+        heads = (x.size(0), self.heads, self.channels // self.heads)
+        q, k, v = (lin(x).view(heads) for lin in (self.lin_query, self.lin_key, self.lin_value))
+        out = einsum_attention(q, k, v, batch, passes=self.passes, chunk_size=self.chunk_size)
+        return self.lin_out(out.reshape(x.size(0), self.channels))
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}({self.channels}, heads={self.heads}, "
+                f"passes={self.passes}, chunk_size={self.chunk_size})")
+
+
+class GraphTransformerBlock(ResidualBlock):
     r"""A pre-norm transformer block over the nodes of each graph of a batch:
 
     .. math::
@@ -42,46 +82,16 @@ class GraphTransformerBlock(torch.nn.Module):
 
     def __init__(self, channels: int, heads: int = 4, mlp_ratio: int = 4, dropout: float = 0.0,
                  passes: int = 1, chunk_size: int = 64):
-        super().__init__()
-        if heads < 1 or channels % heads:
-            raise ValueError(f"`heads` must be a positive divisor of `channels` ({channels}), "
-                             f"got {heads}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1), got {dropout}")
-        if passes not in (1, 2, 3):
-            raise ValueError(f"`passes` must be 1, 2 or 3, got {passes!r}")
-        if chunk_size < 1:
-            raise ValueError(f"`chunk_size` must be positive, got {chunk_size}")
-        self.channels, self.heads, self.mlp_ratio = channels, heads, mlp_ratio
-        self.dropout, self.passes, self.chunk_size = dropout, passes, chunk_size
-        self.norm1, self.norm2 = RMSNorm(channels, eps=1e-5), RMSNorm(channels, eps=1e-5)
-        self.lin_query = Linear(channels, channels, bias=False)
-        self.lin_key = Linear(channels, channels, bias=False)
-        self.lin_value = Linear(channels, channels, bias=False)
-        self.lin_out = Linear(channels, channels, bias=False)
-        self.mlp = mlp(channels, mlp_ratio)
+        super().__init__(GraphAttention(channels, heads, passes, chunk_size), channels,
+                         mlp_ratio, dropout)
         self.reset_parameters()
 
-    def reset_parameters(self):
-        self.norm1.reset_parameters()
-        self.norm2.reset_parameters()
-        for lin in (self.lin_query, self.lin_key, self.lin_value, self.lin_out):
-            lin.reset_parameters()
-        for layer in self.mlp:
-            if isinstance(layer, Linear):
-                layer.reset_parameters()
-
-    def attention(self, x: Tensor, batch: Tensor | None = None) -> Tensor:
-        r"""The attention branch, ``W_o Attn(W_q x, W_k x, W_v x)`` (no norm, no residual)."""
-        heads = (x.size(0), self.heads, self.channels // self.heads)
-        q, k, v = (lin(x).view(heads) for lin in (self.lin_query, self.lin_key, self.lin_value))
-        out = einsum_attention(q, k, v, batch, passes=self.passes, chunk_size=self.chunk_size)
-        return self.lin_out(out.reshape(x.size(0), self.channels))
+    @property
+    def attention(self) -> GraphAttention:
+        return self.mixer
 
     def forward(self, x: Tensor, batch: Tensor | None = None) -> Tensor:
-        x = x + F.dropout(self.attention(self.norm1(x), batch), self.dropout, self.training)
-        return x + F.dropout(self.mlp(self.norm2(x)), self.dropout, self.training)
+        return super().forward(x, batch)
 
     def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}({self.channels}, heads={self.heads}, "
-                f"passes={self.passes}, chunk_size={self.chunk_size})")
+        return repr(self.mixer).replace(type(self.mixer).__name__, type(self).__name__, 1)

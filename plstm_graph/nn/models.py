@@ -7,7 +7,8 @@ from torch_geometric.nn import GATConv, GCNConv, GINEConv, global_add_pool, glob
 from ..graph.transform import line_graph_of
 from .conv_block import ConvBlock
 from .encoders import DegreeEncoding, FeatureEncoder
-from .plstm_block import PLSTMBlock, mlp, plstm_layer_plan
+from .plstm_block import PLSTMBlock, plstm_layer_plan
+from .residual_block import mlp
 
 #: The mixing layers a :class:`GraphModel` block can use.
 MIXERS = ("plstm", "gin", "gcn", "gat", "attention")

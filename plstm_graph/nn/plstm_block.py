@@ -1,15 +1,9 @@
 """The pre-norm residual pLSTM block and the paper's arrangement of blocks."""
-import torch
 from torch import Tensor
-from torch.nn import GELU, Linear, RMSNorm, Sequential
 
 from ..graph.line_graph import LineGraph
 from .plstm_conv import PLSTMConv
-
-
-def mlp(channels: int, ratio: int = 4) -> Sequential:
-    """``Linear(d, ratio d) -> GELU -> Linear(ratio d, d)``, the block's feed-forward part."""
-    return Sequential(Linear(channels, ratio * channels), GELU(), Linear(ratio * channels, channels))
+from .residual_block import ResidualBlock
 
 
 def plstm_layer_plan(num_layers: int) -> list[tuple[str, bool]]:
@@ -18,7 +12,7 @@ def plstm_layer_plan(num_layers: int) -> list[tuple[str, bool]]:
     return [("P" if i % 2 == 0 else "D", i % 2 == 1) for i in range(num_layers)]
 
 
-class PLSTMBlock(torch.nn.Module):
+class PLSTMBlock(ResidualBlock):
     r"""``x + PLSTMConv(RMSNorm(x))`` followed by ``x + MLP(RMSNorm(x))``.
 
     Shapes:
@@ -28,24 +22,14 @@ class PLSTMBlock(torch.nn.Module):
     """
 
     def __init__(self, channels: int, heads: int = 4, mode: str = "P", edge_dim: int | None = None,
-                 reverse: bool = False, mlp_ratio: int = 4, **conv_kwargs):
-        super().__init__()
-        self.norm1, self.norm2 = RMSNorm(channels, eps=1e-5), RMSNorm(channels, eps=1e-5)
-        self.conv = PLSTMConv(channels, channels, heads=heads, mode=mode, edge_dim=edge_dim,
-                              reverse=reverse, **conv_kwargs)
-        self.mlp = mlp(channels, mlp_ratio)
+                 reverse: bool = False, mlp_ratio: int = 4, dropout: float = 0.0, **conv_kwargs):
+        conv = PLSTMConv(channels, channels, heads=heads, mode=mode, edge_dim=edge_dim,
+                         reverse=reverse, **conv_kwargs)
+        super().__init__(conv, channels, mlp_ratio, dropout)
 
-    def reset_parameters(self):
-        self.norm1.reset_parameters()
-        self.norm2.reset_parameters()
-        self.conv.reset_parameters()
-        for layer in self.mlp:
-            if isinstance(layer, Linear):
-                layer.reset_parameters()
+    @property
+    def conv(self) -> PLSTMConv:
+        return self.mixer
 
     def forward(self, x: Tensor, edge_index: Tensor | LineGraph, edge_attr: Tensor | None = None):
-        x = x + self.conv(self.norm1(x), edge_index, edge_attr)
-        return x + self.mlp(self.norm2(x))
-
-    def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.conv})"
+        return super().forward(x, edge_index, edge_attr)

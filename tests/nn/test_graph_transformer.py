@@ -10,10 +10,12 @@ SIZES = (5, 0, 1, 12)
 
 def reference_block(block: GraphTransformerBlock, x, batch):
     """The block written out by hand, attention by SDPA graph by graph."""
-    heads = (x.size(0), block.heads, block.channels // block.heads)
+    attention = block.attention
+    heads = (x.size(0), attention.heads, attention.channels // attention.heads)
     h = block.norm1(x)
-    q, k, v = (lin(h).view(heads) for lin in (block.lin_query, block.lin_key, block.lin_value))
-    x = x + block.lin_out(graphwise_sdpa(q, k, v, batch).reshape(x.shape))
+    q, k, v = (lin(h).view(heads)
+               for lin in (attention.lin_query, attention.lin_key, attention.lin_value))
+    x = x + attention.lin_out(graphwise_sdpa(q, k, v, batch).reshape(x.shape))
     return x + block.mlp(block.norm2(x))
 
 
