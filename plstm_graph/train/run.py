@@ -103,7 +103,7 @@ def run_training(config: TrainConfig, run_dir, progress: bool = True, on_epoch_e
     summaries = []
     for fold in folds:
         out = fold_dir(run_dir, fold)
-        if (out / SUMMARY).exists() and fold is not None:
+        if (out / SUMMARY).exists():  # finished (its config was checked above)
             summaries.append(read_json(out / SUMMARY))
             continue
         desc = f"{config.model} on {config.dataset}" + ("" if fold is None else f" fold {fold}")
