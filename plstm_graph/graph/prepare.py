@@ -6,6 +6,17 @@ from .orientation import ORIENTATIONS, check_acyclic, orient
 from .validation import check_edge_index, check_num_nodes
 
 
+def orient_dag(edge_index: Tensor, num_nodes: int, orientation: str = "index"):
+    """Validated, oriented DAG edges: ``(dag_edge_index, edge_id, depth)`` where ``depth`` is
+    every node's longest-path depth (``ValueError`` naming a node on a cycle, if any)."""
+    if orientation not in ORIENTATIONS:
+        raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}")
+    num_nodes = check_num_nodes(num_nodes)
+    edge_index = check_edge_index(edge_index, num_nodes)
+    dag_edge_index, edge_id = orient(edge_index, num_nodes, orientation)
+    return dag_edge_index, edge_id, check_acyclic(dag_edge_index, num_nodes)
+
+
 def prepare_dag(edge_index: Tensor, num_nodes: int, mode: str = "P",
                 orientation: str = "index", reverse: bool = False) -> LineGraph:
     """Orient ``edge_index`` into a DAG and build its line graph and edge levels.
@@ -24,12 +35,7 @@ def prepare_dag(edge_index: Tensor, num_nodes: int, mode: str = "P",
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if orientation not in ORIENTATIONS:
-        raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}")
-    num_nodes = check_num_nodes(num_nodes)
-    edge_index = check_edge_index(edge_index, num_nodes)
-    dag_edge_index, edge_id = orient(edge_index, num_nodes, orientation)
-    depth = check_acyclic(dag_edge_index, num_nodes)  # names a node on a cycle
+    dag_edge_index, edge_id, depth = orient_dag(edge_index, num_nodes, orientation)
     if reverse:
-        return build_line_graph(dag_edge_index.flip(0), edge_id, num_nodes, mode)
-    return build_line_graph(dag_edge_index, edge_id, num_nodes, mode, depth=depth)
+        return build_line_graph(dag_edge_index.flip(0), edge_id, int(num_nodes), mode)
+    return build_line_graph(dag_edge_index, edge_id, int(num_nodes), mode, depth=depth)

@@ -1,10 +1,11 @@
 """Precomputing line graphs per ``Data`` so that PyG's ``DataLoader`` batches them correctly."""
+import torch
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
 from .line_graph import MODES, LineGraph, build_line_graph
-from .orientation import ORIENTATIONS
-from .prepare import prepare_dag
+from .orientation import ORIENTATIONS, check_acyclic
+from .prepare import orient_dag, prepare_dag
 
 
 def _key(mode: str, reverse: bool) -> str:
@@ -74,19 +75,69 @@ class PrepareDAG(BaseTransform):
             raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}")
         self.modes, self.reverse, self.orientation = modes, reverse, orientation
 
-    def forward(self, data: Data) -> DAGData:
-        out = data if isinstance(data, DAGData) else DAGData(**dict(data.items()))
-        first = prepare_dag(data.edge_index, data.num_nodes, mode=self.modes[0],
-                            orientation=self.orientation)
-        out.dag_edge_index, out.dag_edge_id = first.edge_index, first.edge_id
-        for mode in self.modes:
-            for reverse in (False, True) if self.reverse else (False,):
-                edges = first.edge_index.flip(0) if reverse else first.edge_index
-                graph = (first if mode == self.modes[0] and not reverse
-                         else build_line_graph(edges, first.edge_id, first.num_nodes, mode))
+    def structures(self, edge_index, num_nodes: int) -> dict:
+        """The attributes :class:`DAGData` stores, for one graph or a disjoint union."""
+        dag_edge_index, edge_id, depth = orient_dag(edge_index, num_nodes, self.orientation)
+        out = {"dag_edge_index": dag_edge_index, "dag_edge_id": edge_id}
+        for reverse in (False, True) if self.reverse else (False,):
+            edges = dag_edge_index.flip(0) if reverse else dag_edge_index
+            if reverse:
+                depth = check_acyclic(edges, num_nodes)  # once per direction, for every mode
+            for mode in self.modes:
+                graph = build_line_graph(edges, edge_id, num_nodes, mode, depth=depth)
                 key = _key(mode, reverse)
                 out[f"{key}_line_index"], out[f"{key}_edge_level"] = graph.line_index, graph.edge_level
         return out
+
+    def forward(self, data: Data) -> DAGData:
+        out = data if isinstance(data, DAGData) else DAGData(**dict(data.items()))
+        for key, value in self.structures(data.edge_index, data.num_nodes).items():
+            out[key] = value
+        return out
+
+    def forward_many(self, data_list, chunk_size: int = 512) -> list:
+        """``[self(data) for data in data_list]``, computed on disjoint unions of ``chunk_size``
+        graphs: the topological sweeps then run once per level of a chunk rather than once per
+        level of every graph, and only the D-mode pruning still visits line edges one by one
+        (pruning a union equals pruning its graphs, see :mod:`~plstm_graph.graph.pruning`)."""
+        prepared = []
+        for start in range(0, len(data_list), chunk_size):
+            prepared += self._forward_chunk(list(data_list[start:start + chunk_size]))
+        return prepared
+
+    def _forward_chunk(self, chunk: list) -> list:
+        num_nodes = torch.tensor([data.num_nodes for data in chunk])
+        num_inputs = torch.tensor([data.edge_index.size(1) for data in chunk])
+        node_offset = torch.cumsum(num_nodes, 0) - num_nodes
+        input_offset = torch.cumsum(num_inputs, 0) - num_inputs
+        union = torch.cat([data.edge_index + offset
+                           for data, offset in zip(chunk, node_offset.tolist())], dim=1)
+        found = self.structures(union, int(num_nodes.sum()))
+
+        # Orientation keeps the input order, and line edges are sorted by e_in, so each
+        # graph's DAG edges and line edges are contiguous runs of the union's.
+        node_graph = torch.repeat_interleave(torch.arange(len(chunk)), num_nodes)
+        edge_graph = node_graph[found["dag_edge_index"][0]]
+        num_edges = torch.bincount(edge_graph, minlength=len(chunk))
+        edge_offset = torch.cumsum(num_edges, 0) - num_edges
+        parts = {
+            "dag_edge_index": (found["dag_edge_index"].split(num_edges.tolist(), dim=1), node_offset),
+            "dag_edge_id": (found["dag_edge_id"].split(num_edges.tolist()), input_offset),
+        }
+        for key, value in found.items():
+            if key.endswith("_edge_level"):
+                parts[key] = (value.split(num_edges.tolist()), None)
+            elif key.endswith("_line_index"):
+                counts = torch.bincount(edge_graph[value[0]], minlength=len(chunk)).tolist()
+                parts[key] = (value.split(counts, dim=1), edge_offset)
+
+        prepared = []
+        for i, data in enumerate(chunk):
+            out = data if isinstance(data, DAGData) else DAGData(**dict(data.items()))
+            for key, (pieces, offset) in parts.items():
+                out[key] = pieces[i] if offset is None else pieces[i] - offset[i]
+            prepared.append(out)
+        return prepared
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(modes={list(self.modes)}, reverse={self.reverse}, "

@@ -27,8 +27,12 @@ class PreparedGraphs:
         return self._cache[index]
 
     def take(self, indices: Tensor, limit: int | None = None) -> list[Data]:
-        indices = indices[:limit] if limit else indices
-        return [self[i] for i in indices.tolist()]
+        indices = (indices[:limit] if limit else indices).tolist()
+        missing = [i for i in dict.fromkeys(indices) if i not in self._cache]
+        if missing and isinstance(self.transform, PrepareDAG):  # many graphs per sweep
+            prepared = self.transform.forward_many([self.dataset[i] for i in missing])
+            self._cache.update(zip(missing, prepared))
+        return [self[i] for i in indices]
 
 
 def transform_for(model: str):

@@ -63,3 +63,25 @@ def test_transform_arguments_and_missing_graph():
     assert "PrepareDAG(modes=['P'], reverse=False" in repr(pg.PrepareDAG(modes=["P"], reverse=False))
     with pytest.raises(KeyError, match="no precomputed line graph 'dag_D_rev'"):
         d.line_graph("D", reverse=True)
+
+
+@pytest.mark.parametrize("orientation", ["index", "given"])
+def test_forward_many_equals_one_by_one(orientation):
+    gen = torch.Generator().manual_seed(0)
+    data = []
+    for i, n in enumerate([6, 1, 0, 9, 4, 12, 3]):
+        pairs = torch.randint(0, max(n, 1), (2, 2 * n), generator=gen)
+        if orientation == "given":
+            pairs = torch.stack([pairs.min(0).values, pairs.max(0).values])
+            pairs = pairs[:, pairs[0] != pairs[1]]
+        data.append(Data(x=torch.randn(n, 2), edge_index=pairs, y=torch.tensor([i])))
+    if orientation == "index":  # molecules are stored in both directions
+        data += molecules()
+    transform = pg.PrepareDAG(orientation=orientation)
+    together = transform.forward_many(data, chunk_size=5)
+    assert len(together) == len(data)
+    for got, d in zip(together, data):
+        want = transform(d.clone())
+        assert set(got.keys()) == set(want.keys())
+        for key in want.keys():
+            assert torch.equal(got[key], want[key]), key
