@@ -8,13 +8,7 @@ import plstm_graph as pg
 from plstm_graph.nn import MIXERS, DegreeEncoding, GraphModel, count_parameters
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small graphs run fastest single-threaded (and the CI machine is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def molecule_like(num_nodes: int, seed: int, ogb: bool) -> Data:

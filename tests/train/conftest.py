@@ -45,12 +45,8 @@ class ToyDataset:
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Small graphs run fastest single-threaded (and the CI machine is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):  # tests/conftest.py, for every test of this folder
     yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
