@@ -19,6 +19,7 @@ from torch_geometric.nn import GINConv
 
 import plstm_graph as pg
 from plstm_graph.data.molecule import smiles_to_graph
+from plstm_graph.ops.plstm import auto_backend
 from plstm_graph.testing import random_plstm_inputs
 from memory import peak_bytes  # benchmarks/memory.py (the script's folder is on sys.path)
 
@@ -82,10 +83,13 @@ def main(argv=None):
     inputs = [x.float().requires_grad_() for x in
               random_plstm_inputs(graph, args.heads, head_dim, head_dim, dtype=torch.float64)]
     rows = []
-    for backend in ("reference", "levels"):
+    for backend in ("reference", "levels", "parallel"):
         run = fwd_bwd(lambda *xs, b=backend: pg.plstm(*xs, graph, backend=b), *inputs)
         # The reference loop takes seconds per call: time it once.
         rows.append((f"plstm op, {backend}", *measure(run, 1 if backend == "reference" else args.repeats)))
+    rows.append(("plstm op, levels, recompute",
+                 *measure(fwd_bwd(lambda *xs: pg.plstm(*xs, graph, backend="levels", recompute=True),
+                                  *inputs), args.repeats)))
 
     x = torch.randn(num_nodes, args.width, requires_grad=True)
     plstm_conv = pg.PLSTMConv(args.width, args.width, heads=args.heads, mode="P")
@@ -102,8 +106,11 @@ def main(argv=None):
     for name, secs, peak in rows:
         print(f"| {name:<28} | {secs * 1e3:>10.1f} | {peak / 2**20:>9.1f} |")
     times = {name: secs for name, secs, _ in rows}
-    print(f"\nlevels is {times['plstm op, reference'] / times['plstm op, levels']:.0f}x faster "
-          f"than the per-edge reference")
+    print()
+    for backend in ("levels", "parallel"):
+        print(f"{backend} is {times['plstm op, reference'] / times[f'plstm op, {backend}']:.0f}x "
+              f"faster than the per-edge reference")
+    print(f"auto picks {auto_backend(graph)!r} for this batch (PLSTMConv below uses auto)")
     print(f"PLSTMConv / GINConv time: {times['PLSTMConv (prepared graph)'] / times['GINConv']:.1f}x "
           f"(prepared graph), {times['PLSTMConv (from edge_index)'] / times['GINConv']:.1f}x "
           f"(building the DAG in the call)")

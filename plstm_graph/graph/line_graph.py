@@ -101,6 +101,17 @@ class LineGraph:
             cached = self.__dict__["_schedule"] = _make_schedule(self)
         return cached
 
+    @property
+    def blocks(self) -> list:
+        """Graphs grouped into padded dense blocks (see :mod:`~plstm_graph.graph.blocks`)."""
+        cached = self.__dict__.get("_blocks")
+        if cached is None:
+            from .blocks import make_blocks
+
+            cached = self.__dict__["_blocks"] = make_blocks(
+                self.edge_index, self.line_index, self.edge_level, self.num_nodes)
+        return cached
+
     def reverse(self) -> "LineGraph":
         """The line graph of the reversed DAG, in the same mode and edge order."""
         return build_line_graph(self.edge_index.flip(0), self.edge_id, self.num_nodes, self.mode)

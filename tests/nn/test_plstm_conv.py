@@ -63,10 +63,11 @@ def test_backends_agree_inside_the_layer():
     for p in conv.parameters():
         torch.nn.init.normal_(p, std=0.3)
     outs = []
-    for backend in ("reference", "levels"):
+    for backend in ("reference", "levels", "parallel", "auto"):
         conv.backend = backend
         outs.append(conv(x.double(), edge_index))
-    torch.testing.assert_close(outs[0], outs[1], atol=1e-10, rtol=0)
+    for out in outs[1:]:
+        torch.testing.assert_close(out, outs[0], atol=1e-10, rtol=0)
 
 
 def test_reverse_and_line_graph_checks():

@@ -27,7 +27,7 @@ IDS = [name for name, *_ in GRAPHS]
 
 @pytest.mark.parametrize("name,graph,orientation", GRAPHS, ids=IDS)
 @pytest.mark.parametrize("mode", ["P", "D"])
-@pytest.mark.parametrize("backend", ["levels", "auto", "dense"])
+@pytest.mark.parametrize("backend", ["levels", "parallel", "auto", "dense"])
 def test_backend_matches_reference(name, graph, orientation, mode, backend):
     g = pg.prepare_dag(*graph, mode=mode, orientation=orientation)
     assert_plstm_matches_reference(g, backend, heads=2, key_dim=3, value_dim=5)
@@ -51,15 +51,25 @@ def test_batch_of_many_graphs_matches_reference():
         offset += n
     g = pg.prepare_dag(torch.cat(parts, 1), offset, orientation="given", mode="D")
     assert_plstm_matches_reference(g, "levels")
+    assert_plstm_matches_reference(g, "parallel")
+    assert len(g.blocks) > 1  # graphs of different sizes land in different padded blocks
 
 
-@pytest.mark.parametrize("backend", ["levels", "reference", "dense"])
+@pytest.mark.parametrize("backend", ["levels", "parallel", "reference", "dense"])
 @pytest.mark.parametrize("mode", ["P", "D"])
 def test_gradcheck(backend, mode):
     g = pg.prepare_dag(*molecule("C1CC2CCC1C2"), mode=mode)
     inputs = random_plstm_inputs(g, 2, 2, 3, generator=torch.Generator().manual_seed(0))
     inputs = [x.requires_grad_() for x in inputs]
     assert torch.autograd.gradcheck(lambda *xs: pg.plstm(*xs, g, backend=backend), inputs)
+
+
+def test_auto_picks_parallel_for_small_graphs_only():
+    from plstm_graph.ops.plstm import PARALLEL_MAX_EDGES, auto_backend
+
+    assert auto_backend(pg.prepare_dag(*molecule(RING_SMILES[-1]))) == "parallel"
+    big = pg.prepare_dag(*chain(PARALLEL_MAX_EDGES + 2), orientation="given")
+    assert auto_backend(big) == "levels"
 
 
 def test_no_edges_is_the_direct_term():
@@ -69,16 +79,19 @@ def test_no_edges_is_the_direct_term():
     torch.testing.assert_close(out, d[..., None] * (q * k).sum(-1, keepdim=True) * v)
 
 
-def test_nan_is_not_hidden():
+@pytest.mark.parametrize("backend", ["levels", "parallel", "reference"])
+def test_nan_is_not_hidden(backend):
     g = pg.prepare_dag(*chain(5), orientation="given")
     inputs = random_plstm_inputs(g, 1, 2, 2)
     inputs[2][0, 0, 0] = float("nan")  # v at the chain's first node flows to every later node
-    out = pg.plstm(*inputs, g)
+    out = pg.plstm(*inputs, g, backend=backend)
     assert bool(out[:, 0, 0].isnan().all())
     inputs = random_plstm_inputs(g, 1, 2, 2)
-    inputs[4][2] = float("nan")  # a transition
-    out = pg.plstm(*[x.requires_grad_() for x in inputs], g)
-    assert bool(out[4:].isnan().any()) and not bool(out[:3].isnan().any())
+    inputs[4][2] = float("nan")  # a transition: whatever it feeds must be NaN
+    out = pg.plstm(*[x.requires_grad_() for x in inputs], g, backend=backend)
+    assert bool(out[4:].isnan().all())
+    if backend != "parallel":  # the solve mixes a graph's rows: there NaN reaches all of it
+        assert not bool(out[:3].isnan().any())
 
 
 @pytest.mark.parametrize("index,shape,message", [

@@ -5,8 +5,19 @@ from ...graph.line_graph import LineGraph
 from ...graph.validation import check_shape
 from .levels import LevelsPLSTM, plstm_levels_edges
 from .naive import direct_term, plstm_dense, plstm_reference
+from .parallel import plstm_parallel
 
-BACKENDS = ("auto", "reference", "levels", "dense")
+BACKENDS = ("auto", "reference", "levels", "parallel", "dense")
+
+#: ``auto`` takes the parallel form while every graph of the batch has at most this many edges:
+#: below it the per-graph solve beats the level sweep (``benchmarks/plstm_bench.py``), above it
+#: the ``E^2`` blocks grow too large.
+PARALLEL_MAX_EDGES = 256
+
+
+def auto_backend(graph: LineGraph) -> str:
+    largest = max((block.num_edges for block in graph.blocks), default=0)
+    return "parallel" if largest <= PARALLEL_MAX_EDGES else "levels"
 
 
 def plstm(q: Tensor, k: Tensor, v: Tensor, source: Tensor, transition: Tensor, mark: Tensor,
@@ -21,8 +32,10 @@ def plstm(q: Tensor, k: Tensor, v: Tensor, source: Tensor, transition: Tensor, m
 
     Args:
         backend: ``"reference"`` (per-edge loop, the oracle), ``"levels"`` (level-batched with a
-            custom backward), ``"dense"`` (the gating-matrix form, ``O(E^2)`` memory, for checks),
-            or ``"auto"``, which picks ``"levels"``: the fastest correct backend at every size.
+            custom backward), ``"parallel"`` (the gating-matrix form per graph, padded blocks of
+            similar-size graphs), ``"dense"`` (the gating-matrix form over the whole batch,
+            ``O(E^2)`` memory, for checks), or ``"auto"``: ``"parallel"`` for batches of small
+            graphs (at most :data:`PARALLEL_MAX_EDGES` edges each), else ``"levels"``.
         recompute: ``levels`` only: recompute cell states in backward instead of storing them.
 
     Shapes:
@@ -42,12 +55,17 @@ def plstm(q: Tensor, k: Tensor, v: Tensor, source: Tensor, transition: Tensor, m
     check_shape(mark, "mark", (graph.num_edges, heads))
     check_shape(direct, "direct", (graph.num_nodes, heads))
 
+    if backend == "auto":
+        backend = auto_backend(graph)
     if backend == "reference":
         return plstm_reference(q, k, v, source, transition, mark, direct, graph)
     if backend == "dense":
         return plstm_dense(q, k, v, source, transition, mark, direct, graph)
+    if backend == "parallel":
+        return plstm_parallel(q, k, v, source, transition, mark, direct, graph)
     edges = plstm_levels_edges(q, k, v, source, transition, mark, graph, recompute)
     return edges + direct_term(q, k, v, direct)
 
 
-__all__ = ["BACKENDS", "LevelsPLSTM", "direct_term", "plstm", "plstm_dense", "plstm_reference"]
+__all__ = ["BACKENDS", "LevelsPLSTM", "PARALLEL_MAX_EDGES", "auto_backend", "direct_term", "plstm",
+           "plstm_dense", "plstm_parallel", "plstm_reference"]
