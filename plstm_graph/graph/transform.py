@@ -90,10 +90,7 @@ class PrepareDAG(BaseTransform):
         return out
 
     def forward(self, data: Data) -> DAGData:
-        out = data if isinstance(data, DAGData) else DAGData(**dict(data.items()))
-        for key, value in self.structures(data.edge_index, data.num_nodes).items():
-            out[key] = value
-        return out
+        return self._forward_chunk([data])[0]
 
     def forward_many(self, data_list, chunk_size: int = 512) -> list:
         """``[self(data) for data in data_list]``, computed on disjoint unions of ``chunk_size``
