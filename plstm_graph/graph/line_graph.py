@@ -4,6 +4,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .blocks import make_blocks
 from .orientation import check_acyclic
 from .pruning import prune_to_multitree
 from .topology import csr, expand_ranges, longest_path_depth
@@ -106,8 +107,6 @@ class LineGraph:
         """Graphs grouped into padded dense blocks (see :mod:`~plstm_graph.graph.blocks`)."""
         cached = self.__dict__.get("_blocks")
         if cached is None:
-            from .blocks import make_blocks
-
             cached = self.__dict__["_blocks"] = make_blocks(
                 self.edge_index, self.line_index, self.edge_level, self.num_nodes)
         return cached
