@@ -1,5 +1,6 @@
 """The line graph of a DAG, with edge levels: the structure every pLSTM kernel runs on."""
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -95,21 +96,15 @@ class LineGraph:
         """Sequential steps a level-batched kernel takes."""
         return int(self.edge_level.max()) + 1 if self.num_edges else 0
 
-    @property
+    @cached_property
     def schedule(self) -> Schedule:
-        cached = self.__dict__.get("_schedule")
-        if cached is None:
-            cached = self.__dict__["_schedule"] = _make_schedule(self)
-        return cached
+        """The level-by-level plan of the ``levels`` kernel (computed once per graph)."""
+        return _make_schedule(self)
 
-    @property
+    @cached_property
     def blocks(self) -> list:
         """Graphs grouped into padded dense blocks (see :mod:`~plstm_graph.graph.blocks`)."""
-        cached = self.__dict__.get("_blocks")
-        if cached is None:
-            cached = self.__dict__["_blocks"] = make_blocks(
-                self.edge_index, self.line_index, self.edge_level, self.num_nodes)
-        return cached
+        return make_blocks(self.edge_index, self.line_index, self.edge_level, self.num_nodes)
 
     def reverse(self) -> "LineGraph":
         """The line graph of the reversed DAG, in the same mode and edge order."""
