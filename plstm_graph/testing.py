@@ -84,9 +84,9 @@ def random_plstm_inputs(graph, heads: int, key_dim: int, value_dim: int,
     def unit(*shape):
         return torch.rand(*shape, generator=generator, dtype=dtype)
 
-    raw = rand(lines, heads)
-    outflow = raw.new_zeros(e, heads).index_add(0, graph.line_index[0], raw.abs())
-    transition = raw / (0.5 + outflow[graph.line_index[0]]) if lines else raw
+    from .nn.plstm_conv import p_mode_transition
+
+    transition = p_mode_transition(rand(lines, heads), graph)
     return [rand(n, heads, key_dim), rand(n, heads, key_dim), rand(n, heads, value_dim),
             unit(e, heads), transition, unit(e, heads), unit(n, heads)]
 

@@ -13,6 +13,14 @@ from ..ops.plstm import BACKENDS, plstm
 GATE_BIAS = -5.0  # Source, Mark and Direct start near sigmoid(-5) ~ 0.007, as in the paper.
 
 
+def p_mode_transition(raw: Tensor, graph: LineGraph) -> Tensor:
+    """Paper Eq. 9, as the reference code does it: ``t / (0.5 + sum |t|)`` over the line edges
+    leaving the same line node, so each line node passes on less than all it holds."""
+    e_in = graph.line_index[0]
+    outflow = raw.new_zeros(graph.num_edges, *raw.shape[1:]).index_add(0, e_in, raw.abs())
+    return raw / (0.5 + outflow[e_in])
+
+
 class PLSTMConv(torch.nn.Module):
     r"""The pLSTM layer of Pöppel et al. (arXiv 2506.11997) on the line graph of a DAG.
 
@@ -125,9 +133,7 @@ class PLSTMConv(torch.nn.Module):
             far = (edge_attr[e_in], edge_attr[e_out])
         transition = self.lin_transition(torch.cat([x[dst[e_in]], *far], dim=-1))
         if self.mode == "P":
-            outflow = transition.new_zeros(graph.num_edges, self.heads)
-            outflow = outflow.index_add(0, e_in, transition.abs())  # sum over e_in's line edges
-            transition = transition / (0.5 + outflow[e_in])
+            transition = p_mode_transition(transition, graph)
         else:
             transition = torch.tanh(transition)
         return (torch.sigmoid(self.lin_source(source_in)), transition,
