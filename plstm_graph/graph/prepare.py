@@ -1,7 +1,7 @@
 """``prepare_dag``: from a PyG ``edge_index`` to the :class:`LineGraph` pLSTM runs on."""
 from torch import Tensor
 
-from .line_graph import MODES, LineGraph, build_line_graph
+from .line_graph import LineGraph, build_line_graph
 from .orientation import ORIENTATIONS, check_acyclic, orient
 from .validation import check_edge_index, check_num_nodes
 
@@ -33,8 +33,6 @@ def prepare_dag(edge_index: Tensor, num_nodes: int, mode: str = "P",
         reverse: return the line graph of the reversed DAG (same as ``.reverse()`` on the
             result, without building the forward one first).
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     dag_edge_index, edge_id, depth = orient_dag(edge_index, num_nodes, orientation)
     if reverse:
         return build_line_graph(dag_edge_index.flip(0), edge_id, int(num_nodes), mode)
