@@ -1,4 +1,4 @@
-"""Argument checks shared by the structure code and the kernels."""
+"""Argument checks shared by the structure code, the kernels and the nn modules."""
 import torch
 from torch import Tensor
 
@@ -42,3 +42,17 @@ def check_shape(tensor, name: str, shape: tuple) -> None:
     ):
         expected = ", ".join("*" if s is None else str(s) for s in shape)
         raise ValueError(f"{name} must have shape [{expected}], got {list(tensor.shape)}")
+
+
+def check_one_of(value, name: str, choices) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices`` (naming ``name``)."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def check_positive_int(value, name: str) -> int:
+    """Raise ``ValueError`` unless ``value`` is a positive ``int`` (bools are not ints here)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
