@@ -2,7 +2,8 @@ import pytest
 import torch
 
 import plstm_graph as pg
-from plstm_graph.ops.plstm import plstm_dense
+from plstm_graph.ops.plstm import PARALLEL_MAX_EDGES, auto_backend, plstm_dense
+from plstm_graph.ops.plstm.blocks import blocks_of
 from plstm_graph.testing import (PLSTM_INPUT_NAMES, RING_SMILES, assert_plstm_matches_reference,
                                  chain, dense_dag, grid_dag, molecule, random_plstm_inputs,
                                  random_tree, star)
@@ -52,7 +53,7 @@ def test_batch_of_many_graphs_matches_reference():
     g = pg.prepare_dag(torch.cat(parts, 1), offset, orientation="given", mode="D")
     assert_plstm_matches_reference(g, "levels")
     assert_plstm_matches_reference(g, "parallel")
-    assert len(g.blocks) > 1  # graphs of different sizes land in different padded blocks
+    assert len(blocks_of(g)) > 1  # graphs of different sizes land in different padded blocks
 
 
 @pytest.mark.parametrize("backend", ["levels", "parallel", "reference", "dense"])
@@ -65,11 +66,41 @@ def test_gradcheck(backend, mode):
 
 
 def test_auto_picks_parallel_for_small_graphs_only():
-    from plstm_graph.ops.plstm import PARALLEL_MAX_EDGES, auto_backend
-
     assert auto_backend(pg.prepare_dag(*molecule(RING_SMILES[-1]))) == "parallel"
     big = pg.prepare_dag(*chain(PARALLEL_MAX_EDGES + 2), orientation="given")
     assert auto_backend(big) == "levels"
+
+
+def test_registered_backend_is_dispatched_and_preferred_by_auto():
+    # The extension point the grid backend uses: a name in BACKENDS, and a predicate that
+    # makes auto take it for the graphs it suits (here: a LineGraph subclass).
+    from plstm_graph.ops.plstm import AUTO_PREFERENCES, BACKENDS, plstm_levels, register_backend
+
+    class ToyLineGraph(pg.LineGraph):
+        pass
+
+    seen = []
+
+    def toy(q, k, v, source, transition, mark, direct, graph, recompute):
+        seen.append(type(graph))
+        return plstm_levels(q, k, v, source, transition, mark, direct, graph, recompute)
+
+    plain = pg.prepare_dag(*chain(6), orientation="given")
+    toy_graph = ToyLineGraph(plain.edge_index, plain.edge_id, plain.line_index, plain.edge_level,
+                             plain.num_nodes)
+    try:
+        register_backend("toy", toy, auto_for=lambda g: isinstance(g, ToyLineGraph))
+        with pytest.raises(ValueError, match="already registered"):
+            register_backend("toy", toy)
+        assert auto_backend(toy_graph) == "toy" and auto_backend(plain) == "parallel"
+        assert_plstm_matches_reference(toy_graph, "auto")
+        assert seen and set(seen) == {ToyLineGraph}
+        assert_plstm_matches_reference(plain, "toy")
+    finally:
+        BACKENDS.pop("toy", None)
+        AUTO_PREFERENCES.pop("toy", None)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        assert_plstm_matches_reference(plain, "toy")
 
 
 def test_no_edges_is_the_direct_term():

@@ -19,7 +19,10 @@ def direct_term(q: Tensor, k: Tensor, v: Tensor, direct: Tensor) -> Tensor:
     return (direct * (q * k).sum(-1)).unsqueeze(-1) * v
 
 
-def plstm_reference(q, k, v, source, transition, mark, direct, graph) -> Tensor:
+def plstm_reference(q, k, v, source, transition, mark, direct, graph,
+                    recompute: bool = False) -> Tensor:
+    """The recurrence, one DAG edge at a time (``recompute`` is unused: autograd keeps what it
+    needs)."""
     src, dst = graph.edge_index.tolist()
     incoming = [[] for _ in range(graph.num_edges)]  # (line edge, predecessor) per line node
     for line, (e_in, e_out) in enumerate(graph.line_index.t().tolist()):
@@ -39,7 +42,9 @@ def plstm_reference(q, k, v, source, transition, mark, direct, graph) -> Tensor:
     return out
 
 
-def plstm_dense(q, k, v, source, transition, mark, direct, graph) -> Tensor:
+def plstm_dense(q, k, v, source, transition, mark, direct, graph, recompute: bool = False) -> Tensor:
+    """The gating-matrix form over the whole batch at once: ``O(E^2)`` memory, for checks
+    (``recompute`` is unused)."""
     num_nodes, num_edges, heads = q.size(0), graph.num_edges, q.size(1)
     eye = torch.eye(num_nodes, dtype=q.dtype, device=q.device)
     a_out = eye[graph.edge_index[0]]  # [E, N]: A_out[e, n] = [src e == n]

@@ -5,12 +5,14 @@ Per graph and head, ``h = (G * Q K^T) V + D (q . k) v`` with
 order) instead of a sweep over levels, so the number of sequential steps does not grow with
 depth and no ``[E, H, K, V]`` cell state is ever formed. Its cost grows with the square of
 each graph's size, so it suits batches of small graphs (molecules); graphs of similar size
-share one padded batch of blocks (see :mod:`~plstm_graph.graph.blocks`). Gradients come from
+share one padded batch of blocks (see :mod:`.blocks`). Gradients come from
 autograd through the solve.
 """
 import torch
 from torch import Tensor
 
+from ...graph.line_graph import LineGraph
+from .blocks import blocks_of
 from .naive import direct_term
 
 
@@ -21,10 +23,12 @@ def _blocked(x: Tensor, block) -> Tensor:
     return out.view(block.count, block.num_nodes, *x.shape[1:])
 
 
-def plstm_parallel(q, k, v, source, transition, mark, direct, graph) -> Tensor:
+def plstm_parallel(q, k, v, source, transition, mark, direct, graph: LineGraph,
+                   recompute: bool = False) -> Tensor:
+    """pLSTM by the gating-matrix form, one padded batch of blocks at a time."""
     out = direct_term(q, k, v, direct).flatten(1)
     heads = q.size(1)
-    for block in graph.blocks:
+    for block in blocks_of(graph):
         if block.num_edges == 0:
             continue
         shape = (block.count, heads, block.num_edges)

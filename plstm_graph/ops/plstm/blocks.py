@@ -1,4 +1,5 @@
-"""Graphs of a batch grouped into padded blocks of similar size, for per-graph dense kernels.
+"""Graphs of a batch grouped into padded blocks of similar size, for the per-graph dense kernel
+(:mod:`.parallel`).
 
 A batch is a disjoint union, so its gating matrix is block diagonal: one block per weakly
 connected component. Components are bucketed by node count (powers of two), and within a
@@ -13,6 +14,8 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.csgraph import connected_components
 from torch import Tensor
+
+from ...graph.line_graph import LineGraph
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,3 +87,9 @@ def make_blocks(edge_index: Tensor, line_index: Tensor, edge_level: Tensor,
             line_out_pos=tensor(edge_pos[line_out[lines]]),
         ))
     return blocks
+
+
+def blocks_of(graph: LineGraph) -> list[Block]:
+    """The padded blocks of ``graph``, computed once per :class:`~plstm_graph.LineGraph`."""
+    return graph.cached("blocks", lambda g: make_blocks(g.edge_index, g.line_index, g.edge_level,
+                                                        g.num_nodes))

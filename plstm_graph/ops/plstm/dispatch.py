@@ -1,0 +1,101 @@
+"""``plstm``: argument checks, the ``auto`` choice, then the backend asked for.
+
+Every backend is a function ``fn(q, k, v, source, transition, mark, direct, graph, recompute)``
+returning the whole output ``[N, H, V]`` (direct term included). :data:`BACKENDS` maps names to
+them; :func:`register_backend` adds one, optionally with a predicate that makes ``auto`` take
+it for the graphs it suits (the grid backend does so for grid line graphs).
+"""
+from typing import Callable
+
+from torch import Tensor
+
+from ...graph.line_graph import LineGraph
+from ...graph.validation import check_one_of, check_shape
+from .blocks import blocks_of
+from .levels import plstm_levels
+from .naive import plstm_dense, plstm_reference
+from .parallel import plstm_parallel
+
+#: ``auto`` takes the parallel form while every graph of the batch has at most this many edges:
+#: below it the per-graph solve beats the level sweep (``benchmarks/plstm_bench.py``), above it
+#: the ``E^2`` blocks grow too large.
+PARALLEL_MAX_EDGES = 256
+
+Backend = Callable[..., Tensor]
+
+
+def plstm_auto(q, k, v, source, transition, mark, direct, graph: LineGraph,
+               recompute: bool = False) -> Tensor:
+    """The backend :func:`auto_backend` picks for ``graph``."""
+    return BACKENDS[auto_backend(graph)](q, k, v, source, transition, mark, direct, graph,
+                                         recompute)
+
+
+#: name -> backend function; ``"auto"`` dispatches on the graph.
+BACKENDS: dict[str, Backend] = {
+    "auto": plstm_auto,
+    "reference": plstm_reference,
+    "levels": plstm_levels,
+    "parallel": plstm_parallel,
+    "dense": plstm_dense,
+}
+
+#: name -> predicate: ``auto`` takes the first registered backend whose predicate accepts the graph.
+AUTO_PREFERENCES: dict[str, Callable[[LineGraph], bool]] = {}
+
+
+def register_backend(name: str, fn: Backend, auto_for: Callable[[LineGraph], bool] | None = None):
+    """Add backend ``name``; ``auto_for(graph)`` True makes ``auto`` choose it for that graph
+    (e.g. ``lambda g: isinstance(g, GridLineGraph)``)."""
+    if name in BACKENDS:
+        raise ValueError(f"backend {name!r} is already registered")
+    BACKENDS[name] = fn
+    if auto_for is not None:
+        AUTO_PREFERENCES[name] = auto_for
+
+
+def auto_backend(graph: LineGraph) -> str:
+    """A registered preference that accepts ``graph``, else ``"parallel"`` when every graph of
+    the batch has at most :data:`PARALLEL_MAX_EDGES` edges, else ``"levels"``."""
+    for name, accepts in AUTO_PREFERENCES.items():
+        if accepts(graph):
+            return name
+    largest = max((block.num_edges for block in blocks_of(graph)), default=0)
+    return "parallel" if largest <= PARALLEL_MAX_EDGES else "levels"
+
+
+def plstm(q: Tensor, k: Tensor, v: Tensor, source: Tensor, transition: Tensor, mark: Tensor,
+          direct: Tensor, graph: LineGraph, backend: str = "auto", recompute: bool = False) -> Tensor:
+    r"""pLSTM on the line graph of a DAG (SPEC section 1), per head :math:`h`:
+
+    .. math::
+        C_e = S_e\, k_{src\,e} v_{src\,e}^\top + \sum_{e' \to e} T_{e' \to e}\, C_{e'}, \qquad
+        h_n = \sum_{e:\, dst\,e = n} M_e\, C_e^\top q_n + D_n\, (q_n \cdot k_n)\, v_n
+
+    No scaling is applied (layers scale ``q`` by :math:`K^{-1/2}`).
+
+    Args:
+        backend: ``"reference"`` (per-edge loop, the oracle), ``"levels"`` (level-batched with a
+            custom backward), ``"parallel"`` (the gating-matrix form per graph, padded blocks of
+            similar-size graphs), ``"dense"`` (the gating-matrix form over the whole batch,
+            ``O(E^2)`` memory, for checks), any backend added by :func:`register_backend`, or
+            ``"auto"`` (see :func:`auto_backend`).
+        recompute: recompute intermediate states in backward instead of storing them
+            (``levels``: the ``[E, H, K, V]`` cell states).
+
+    Shapes:
+        q, k ``[N, H, K]``; v ``[N, H, V]``; source, mark ``[E, H]``; transition ``[L, H]``;
+        direct ``[N, H]``; output ``[N, H, V]``.
+    """
+    if not isinstance(graph, LineGraph):
+        raise ValueError(f"graph must be a LineGraph (see prepare_dag), got {type(graph).__name__}")
+    check_one_of(backend, "backend", BACKENDS)
+    check_shape(q, "q", (graph.num_nodes, None, None))
+    heads, key_dim = q.shape[1:]
+    check_shape(k, "k", (graph.num_nodes, heads, key_dim))
+    check_shape(v, "v", (graph.num_nodes, heads, None))
+    check_shape(source, "source", (graph.num_edges, heads))
+    check_shape(transition, "transition", (graph.num_line_edges, heads))
+    check_shape(mark, "mark", (graph.num_edges, heads))
+    check_shape(direct, "direct", (graph.num_nodes, heads))
+    return BACKENDS[backend](q, k, v, source, transition, mark, direct, graph, recompute)

@@ -1,0 +1,49 @@
+r"""Transition gates: the normalisations that keep pLSTM stable along long DAG paths.
+
+Both modes bound how much a cell passes on (SPEC section 1):
+
+- **P-mode** (paper Eq. 9, as the reference code does it): the raw gates :math:`t` on the line
+  edges leaving one line node :math:`e` are divided by :math:`\alpha + \sum_{e \to e''} |t|`
+  (:math:`\alpha = 0.5`), so :math:`\sum_{e \to e''} |T| < 1`: a cell splits what it holds
+  between its successors and never passes on more than it has.
+- **D-mode**: :math:`T = \tanh t` per line edge of the pruned multitree, so :math:`|T| < 1`.
+
+What a cell keeps per step is a *fixed point* of the parameterisation, and over a path of
+:math:`d` steps it is raised to the :math:`d`-th power. In P-mode a line node with one
+successor keeps :math:`r = |t| / (0.5 + |t|)`: with :math:`|t| \approx 1` (a default-initialised
+linear layer) :math:`r^{64} \approx 10^{-11}`; with fan-out :math:`f` the successors share
+:math:`f|t| / (0.5 + f|t|)`, a little more. Layers therefore scale their raw transitions,
+:math:`t = s\,(W x + b)` with :math:`W = 0`, :math:`b = 1` at initialisation (the official 2D
+code's ``tanh(5 (1 + W x))``): :data:`TRANSITION_SCALE` puts the per-step fixed point at
+:math:`r \approx 0.99` in P-mode (:math:`0.99^{64} \approx 0.53`) and :math:`\tanh 5 \approx
+0.9999` in D-mode, while :math:`\partial T / \partial (W x)` stays about :math:`10^{-2}` and
+:math:`10^{-3}` (a bias of 50 without the scale would leave P-mode at :math:`2 \cdot 10^{-4}`).
+"""
+from torch import Tensor
+
+from ...graph.line_graph import LineGraph
+
+#: P-mode's smoothing constant :math:`\alpha` (the reference code's 0.5).
+P_MODE_ALPHA = 0.5
+
+#: Per-mode factor :math:`s` on the raw transition gates (see the module docstring): with the
+#: raw gate at 1, P-mode keeps :math:`50 / 50.5 \approx 0.990` per step on a chain and D-mode
+#: :math:`\tanh 5 \approx 0.99991`.
+TRANSITION_SCALE = {"P": 50.0, "D": 5.0}
+
+
+def p_mode_transition(raw: Tensor, graph: LineGraph, alpha: float = P_MODE_ALPHA) -> Tensor:
+    """``raw / (alpha + sum |raw|)`` over the line edges leaving the same line node: ``[L, H]``;
+    every line node's outgoing ``|T|`` then sums to less than 1."""
+    e_in = graph.line_index[0]
+    outflow = raw.new_zeros(graph.num_edges, *raw.shape[1:]).index_add(0, e_in, raw.abs())
+    return raw / (alpha + outflow[e_in])
+
+
+def transition_gate(raw: Tensor, graph: LineGraph) -> Tensor:
+    """Raw transition gates ``[L, H]`` -> bounded transitions for ``graph.mode``: P-mode's
+    normalisation over each line node's successors, D-mode's ``tanh``."""
+    return p_mode_transition(raw, graph) if graph.mode == "P" else raw.tanh()
+
+
+__all__ = ["P_MODE_ALPHA", "TRANSITION_SCALE", "p_mode_transition", "transition_gate"]
