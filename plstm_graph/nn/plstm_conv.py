@@ -8,17 +8,17 @@ from torch.nn import Linear, Parameter
 
 from ..graph.line_graph import MODES, LineGraph
 from ..graph.prepare import prepare_dag
+from ..graph.validation import check_one_of, check_positive_int, check_shape
 from ..ops.plstm import BACKENDS, plstm
+from ..ops.plstm.gates import TRANSITION_SCALE, p_mode_transition, transition_gate
 
-GATE_BIAS = -5.0  # Source, Mark and Direct start near sigmoid(-5) ~ 0.007, as in the paper.
+#: Source, Mark and Direct start at sigmoid(-5) ~ 0.007, as in the paper.
+GATE_BIAS = -5.0
 
-
-def p_mode_transition(raw: Tensor, graph: LineGraph) -> Tensor:
-    """Paper Eq. 9, as the reference code does it: ``t / (0.5 + sum |t|)`` over the line edges
-    leaving the same line node, so each line node passes on less than all it holds."""
-    e_in = graph.line_index[0]
-    outflow = raw.new_zeros(graph.num_edges, *raw.shape[1:]).index_add(0, e_in, raw.abs())
-    return raw / (0.5 + outflow[e_in])
+#: Node-side terms of the gates, in the order :attr:`PLSTMConv.lin_gate` computes them: the
+#: Source term of an edge's tail, the Mark term of its head, Direct, and the Transition term of
+#: the node a line edge passes through (without edge features also those of the far ends).
+GATE_TERMS = ("source", "mark", "direct", "transition", "transition_in", "transition_out")
 
 
 class PLSTMConv(torch.nn.Module):
@@ -31,7 +31,7 @@ class PLSTMConv(torch.nn.Module):
     .. math::
         S_e &= \sigma(W_S [x_a \,\|\, f_e]), \quad M_e = \sigma(W_M [x_n \,\|\, f_e]),
         \quad D_n = \sigma(W_D x_n) \\
-        \tilde T_{e' \to e} &= W_T [x_n \,\|\, f_{e'} \,\|\, f_e]
+        \tilde T_{e' \to e} &= s\, W_T [x_n \,\|\, f_{e'} \,\|\, f_e]
         \quad (\text{without edge features: } [x_n \,\|\, x_{a'} \,\|\, x_b]) \\
         T &= \tilde T / (0.5 + \textstyle\sum_{e' \to e''} |\tilde T_{e' \to e''}|)
         \ \text{(P-mode)}, \qquad T = \tanh \tilde T \ \text{(D-mode, pruned multitree)} \\
@@ -39,8 +39,18 @@ class PLSTMConv(torch.nn.Module):
         h_n = \textstyle\sum_{e \to n} M_e\, C_e^\top q_n + D_n (q_n \cdot k_n)\, v_n \\
         y_n &= W_O\, \big\|_h\, \mathrm{RMSNorm}_h(h_n)
 
-    P-mode's normalisation keeps every line node's outgoing transitions at most 1 in absolute
+    P-mode's normalisation keeps every line node's outgoing transitions below 1 in absolute
     sum (paper Eq. 9), so propagation over long paths neither explodes nor needs pruning.
+    The Transition weights start at 0 and its bias at 1, and the scale :math:`s`
+    (:data:`~plstm_graph.ops.plstm.gates.TRANSITION_SCALE`: 50 in P-mode, 5 in D-mode) puts
+    every step near its bound, so at initialisation a signal keeps about half its size over 64
+    DAG steps in P-mode and nearly all of it in D-mode (the official code saturates its
+    transitions the same way: bias :math:`\sim \mathcal N(0, 10^2)` on graphs,
+    :math:`\tanh(5 (1 + W x))` on images).
+
+    All gate terms that depend on a node are computed by one projection of :math:`x`
+    (:attr:`lin_gate`) and those that depend on an edge by one projection of the edge
+    features (:attr:`lin_edge_gate`), then gathered onto edges and line edges.
 
     Args:
         in_channels: input features per node.
@@ -54,6 +64,8 @@ class PLSTMConv(torch.nn.Module):
         orientation: how a tensor ``edge_index`` is oriented (see :func:`~plstm_graph.prepare_dag`).
         backend: kernel backend (see :func:`~plstm_graph.plstm`).
         recompute: recompute cell states in backward instead of storing them.
+        transition_scale: the factor :math:`s` (default: the mode's entry of ``TRANSITION_SCALE``;
+            1 with a bias of :math:`\mathcal N(0, 10^2)` is the official graph code).
 
     Shapes:
         - **input:** node features :math:`(N, F_{in})`; ``edge_index`` :math:`(2, E_{in})` or a
@@ -65,42 +77,53 @@ class PLSTMConv(torch.nn.Module):
     def __init__(self, in_channels: int, out_channels: int, heads: int = 4, mode: str = "P",
                  edge_dim: int | None = None, key_dim: int | None = None,
                  value_dim: int | None = None, reverse: bool = False, orientation: str = "index",
-                 backend: str = "auto", recompute: bool = False):
+                 backend: str = "auto", recompute: bool = False,
+                 transition_scale: float | None = None):
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(out_channels, "out_channels")
+        check_positive_int(heads, "heads")
+        check_one_of(mode, "mode", MODES)
+        check_one_of(backend, "backend", BACKENDS)
+        if edge_dim is not None:
+            check_positive_int(edge_dim, "edge_dim")
         if value_dim is None:
             if out_channels % heads:
                 raise ValueError(f"out_channels ({out_channels}) must be divisible by heads "
                                  f"({heads}) unless value_dim is given")
             value_dim = out_channels // heads
+        check_positive_int(value_dim, "value_dim")
+        key_dim = value_dim if key_dim is None else check_positive_int(key_dim, "key_dim")
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
         self.mode, self.edge_dim, self.reverse = mode, edge_dim, reverse
         self.orientation, self.backend, self.recompute = orientation, backend, recompute
-        self.value_dim = value_dim
-        self.key_dim = key_dim or value_dim
+        self.key_dim, self.value_dim = key_dim, value_dim
+        self.transition_scale = TRANSITION_SCALE[mode] if transition_scale is None else transition_scale
 
-        self.lin_q = Linear(in_channels, heads * self.key_dim, bias=False)
-        self.lin_k = Linear(in_channels, heads * self.key_dim, bias=False)
-        self.lin_v = Linear(in_channels, heads * value_dim, bias=False)
-        edge_features = edge_dim or 0
-        self.lin_source = Linear(in_channels + edge_features, heads)
-        self.lin_mark = Linear(in_channels + edge_features, heads)
-        self.lin_direct = Linear(in_channels, heads)
-        self.lin_transition = Linear(in_channels + 2 * (edge_dim or in_channels), heads)
+        self.lin_query = Linear(in_channels, heads * key_dim, bias=False)
+        self.lin_key = Linear(in_channels, heads * key_dim, bias=False)
+        self.lin_value = Linear(in_channels, heads * value_dim, bias=False)
+        # Without edge features the Transition also reads the far ends' node features.
+        self.num_gate_terms = len(GATE_TERMS) if edge_dim is None else 4
+        self.lin_gate = Linear(in_channels, self.num_gate_terms * heads)
+        # Edge terms: Source, Mark, and Transition of the incoming and the outgoing edge.
+        self.lin_edge_gate = None if edge_dim is None else Linear(edge_dim, 4 * heads, bias=False)
         self.norm_weight = Parameter(torch.empty(heads, value_dim))
         self.lin_out = Linear(heads * value_dim, out_channels, bias=False)
         self.reset_parameters()
 
     def reset_parameters(self):
-        for lin in (self.lin_q, self.lin_k, self.lin_v, self.lin_out):
+        for lin in (self.lin_query, self.lin_key, self.lin_value, self.lin_out):
             torch.nn.init.normal_(lin.weight, std=0.02)
-        for lin in (self.lin_source, self.lin_mark, self.lin_direct):
-            torch.nn.init.zeros_(lin.weight)
-            torch.nn.init.constant_(lin.bias, GATE_BIAS)
-        self.lin_transition.reset_parameters()
+        # Gates start input-independent (weights 0, as in the official code): Source, Mark and
+        # Direct small, Transitions at 1 before the scale, i.e. near their bound.
+        torch.nn.init.zeros_(self.lin_gate.weight)
+        bias = dict(source=GATE_BIAS, mark=GATE_BIAS, direct=GATE_BIAS, transition=1.0)
+        with torch.no_grad():
+            for term, rows in zip(GATE_TERMS, self.lin_gate.bias.view(-1, self.heads)):
+                rows.fill_(bias.get(term, 0.0))
+        if self.lin_edge_gate is not None:
+            torch.nn.init.zeros_(self.lin_edge_gate.weight)
         torch.nn.init.ones_(self.norm_weight)
 
     def line_graph(self, x: Tensor, edge_index) -> LineGraph:
@@ -115,42 +138,73 @@ class PLSTMConv(torch.nn.Module):
         return prepare_dag(edge_index, x.size(0), mode=self.mode, orientation=self.orientation,
                            reverse=self.reverse)
 
-    def gates(self, x: Tensor, graph: LineGraph, edge_attr: Tensor | None):
+    def check_edge_attr(self, edge_attr: Tensor | None, edge_index, graph: LineGraph):
+        """``edge_attr`` as ``[E_in, edge_dim]``, or ``None`` without edge features."""
+        if self.edge_dim is None:
+            return None
+        if edge_attr is None:
+            raise ValueError(f"edge_attr is required: this layer has edge_dim={self.edge_dim}")
+        if isinstance(edge_attr, Tensor) and edge_attr.dim() == 1:
+            edge_attr = edge_attr.unsqueeze(-1)
+        check_shape(edge_attr, "edge_attr", (None, self.edge_dim))
+        rows = edge_attr.size(0)
+        if isinstance(edge_index, Tensor):
+            if rows != edge_index.size(1):
+                raise ValueError(f"edge_attr has {rows} rows but edge_index has "
+                                 f"{edge_index.size(1)} columns")
+        elif graph.num_edges and rows <= int(graph.edge_id.max()):
+            # A LineGraph does not record how many input columns it was built from.
+            raise ValueError(f"edge_attr has {rows} rows but the LineGraph refers to input "
+                             f"edge {int(graph.edge_id.max())}")
+        return edge_attr
+
+    def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``q, k, v`` ``[N, H, *]`` and the node-side gate terms ``[N, terms * H]`` from one
+        matrix product (the weights stay separate modules, as in PyG's ``TransformerConv``)."""
+        lins = (self.lin_query, self.lin_key, self.lin_value, self.lin_gate)
+        weight = torch.cat([lin.weight for lin in lins])
+        bias = F.pad(self.lin_gate.bias, (weight.size(0) - self.lin_gate.bias.numel(), 0))
+        q, k, v, terms = F.linear(x, weight, bias).split([lin.out_features for lin in lins], -1)
+        n, heads, key_dim = x.size(0), self.heads, self.key_dim
+        return (q.view(n, heads, key_dim) / math.sqrt(key_dim), k.view(n, heads, key_dim),
+                v.view(n, heads, self.value_dim), terms)
+
+    def gates(self, x: Tensor, graph: LineGraph, edge_attr: Tensor | None = None):
         """Source and Mark ``[E, H]``, Transition ``[L, H]``, Direct ``[N, H]``."""
+        edge_attr = self.check_edge_attr(edge_attr, graph, graph)
+        return self._gates(self.lin_gate(x), graph, edge_attr)
+
+    def _gates(self, terms: Tensor, graph: LineGraph, edge_attr: Tensor | None):
+        """:meth:`gates` from the node-side terms ``lin_gate(x)`` and checked edge features."""
         src, dst = graph.edge_index
         e_in, e_out = graph.line_index
-        if self.edge_dim is None:
-            source_in, mark_in = x[src], x[dst]
-            far = (x[src[e_in]], x[dst[e_out]])
+        terms = terms.split(self.heads, dim=-1)
+        source, mark, direct = terms[0][src], terms[1][dst], terms[2]
+        transition = terms[3][dst[e_in]]
+        if edge_attr is None:
+            transition = transition + terms[4][src[e_in]] + terms[5][dst[e_out]]
         else:
-            if edge_attr is None:
-                raise ValueError(f"edge_attr is required: this layer has edge_dim={self.edge_dim}")
-            if edge_attr.dim() == 1:
-                edge_attr = edge_attr.unsqueeze(-1)
-            edge_attr = edge_attr[graph.edge_id]
-            source_in = torch.cat([x[src], edge_attr], dim=-1)
-            mark_in = torch.cat([x[dst], edge_attr], dim=-1)
-            far = (edge_attr[e_in], edge_attr[e_out])
-        transition = self.lin_transition(torch.cat([x[dst[e_in]], *far], dim=-1))
-        if self.mode == "P":
-            transition = p_mode_transition(transition, graph)
-        else:
-            transition = torch.tanh(transition)
-        return (torch.sigmoid(self.lin_source(source_in)), transition,
-                torch.sigmoid(self.lin_mark(mark_in)), torch.sigmoid(self.lin_direct(x)))
+            edge_terms = self.lin_edge_gate(edge_attr)[graph.edge_id].split(self.heads, dim=-1)
+            source, mark = source + edge_terms[0], mark + edge_terms[1]
+            transition = transition + edge_terms[2][e_in] + edge_terms[3][e_out]
+        transition = transition_gate(self.transition_scale * transition, graph)
+        return source.sigmoid(), transition, mark.sigmoid(), direct.sigmoid()
 
     def forward(self, x: Tensor, edge_index, edge_attr: Tensor | None = None) -> Tensor:
+        check_shape(x, "x", (None, self.in_channels))
         graph = self.line_graph(x, edge_index)
-        shape = (x.size(0), self.heads, -1)
-        q = self.lin_q(x).view(shape) / math.sqrt(self.key_dim)
-        k, v = self.lin_k(x).view(shape), self.lin_v(x).view(shape)
-        source, transition, mark, direct = self.gates(x, graph, edge_attr)
+        edge_attr = self.check_edge_attr(edge_attr, edge_index, graph)
+        q, k, v, terms = self.project(x)
+        source, transition, mark, direct = self._gates(terms, graph, edge_attr)
         h = plstm(q, k, v, source, transition, mark, direct, graph,
                   backend=self.backend, recompute=self.recompute)
         h = F.rms_norm(h, (self.value_dim,), eps=1e-5) * self.norm_weight
-        return self.lin_out(h.reshape(x.size(0), -1))
+        return self.lin_out(h.flatten(1))
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
                 f"heads={self.heads}, mode={self.mode!r}, edge_dim={self.edge_dim}"
                 f"{', reverse=True' if self.reverse else ''})")
+
+
+__all__ = ["GATE_BIAS", "PLSTMConv", "p_mode_transition"]

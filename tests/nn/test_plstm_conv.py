@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -16,21 +18,30 @@ def test_shapes_repr_and_initial_gates():
     assert repr(conv) == "PLSTMConv(16, 32, heads=4, mode='D', edge_dim=None)"
     assert conv(x, edge_index).shape == (x.size(0), 32)
     g = conv.line_graph(x, edge_index)
-    source, transition, mark, direct = conv.gates(x, g, None)
+    source, transition, mark, direct = conv.gates(x, g)
     for gate in (source, mark, direct):  # sigmoid(-5): small at the start, as in the paper
         torch.testing.assert_close(gate, torch.full_like(gate, torch.sigmoid(torch.tensor(-5.0))))
-    assert bool((transition.abs() <= 1).all())
+    # D-mode transitions start input-independent and saturated: tanh(5), every line edge.
+    torch.testing.assert_close(transition, torch.full_like(transition, math.tanh(5.0)))
+    names = {name for name, _ in conv.named_parameters()}
+    assert {"lin_query.weight", "lin_key.weight", "lin_value.weight", "lin_out.weight"} <= names
 
 
 def test_p_mode_transitions_respect_the_bound():
     x, edge_index = graph(RING_SMILES[1])
     conv = pg.PLSTMConv(16, 16, heads=2, mode="P")
-    torch.nn.init.normal_(conv.lin_transition.weight, std=3.0)
     g = conv.line_graph(x, edge_index)
-    _, transition, _, _ = conv.gates(x, g, None)
-    outflow = torch.zeros(g.num_edges, 2).index_add(0, g.line_index[0], transition.abs())
-    outflow = outflow.detach()
-    assert bool((outflow < 1).all()) and float(outflow.max()) > 0.5
+    for std in (0.0, 3.0):  # at initialisation (saturated) and with large random weights
+        torch.nn.init.normal_(conv.lin_gate.weight, std=std)
+        _, transition, _, _ = conv.gates(x, g)
+        outflow = torch.zeros(g.num_edges, 2).index_add(0, g.line_index[0], transition.abs())
+        outflow = outflow.detach()[torch.bincount(g.line_index[0], minlength=g.num_edges) > 0]
+        assert bool((outflow < 1).all()) and float(outflow.max()) > 0.5
+    # At initialisation a line node with one successor passes on 50 / 50.5 of its cell.
+    torch.nn.init.zeros_(conv.lin_gate.weight)
+    _, transition, _, _ = conv.gates(x, g)
+    single = torch.bincount(g.line_index[0], minlength=g.num_edges)[g.line_index[0]] == 1
+    torch.testing.assert_close(transition[single], torch.full_like(transition[single], 50 / 50.5))
 
 
 def test_edge_features_follow_their_edges():
@@ -84,8 +95,48 @@ def test_reverse_and_line_graph_checks():
 def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match="mode must be one of"):
         pg.PLSTMConv(4, 4, mode="Q")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        pg.PLSTMConv(4, 4, backend="fast")
     with pytest.raises(ValueError, match=r"out_channels \(10\) must be divisible by heads \(4\)"):
         pg.PLSTMConv(4, 10, heads=4)
+    for kwargs, name in [(dict(heads=0), "heads"), (dict(key_dim=0), "key_dim"),
+                         (dict(value_dim=0), "value_dim"), (dict(edge_dim=0), "edge_dim"),
+                         (dict(in_channels=0), "in_channels"), (dict(heads=2.0), "heads")]:
+        args = dict(in_channels=4, out_channels=4) | kwargs
+        with pytest.raises(ValueError, match=f"{name} must be a positive integer"):
+            pg.PLSTMConv(**args)
+    assert pg.PLSTMConv(4, 4, heads=2, key_dim=3).lin_query.out_features == 6
+
+
+def test_bad_inputs_name_the_argument():
+    x, edge_index = graph()
+    conv = pg.PLSTMConv(16, 8, heads=2, edge_dim=3)
+    edges = edge_index.size(1)
+    for rows in (edges + 1, edges - 1):  # more rows used to run silently on the wrong ones
+        with pytest.raises(ValueError, match=f"edge_attr has {rows} rows but edge_index has "
+                                             f"{edges} columns"):
+            conv(x, edge_index, torch.randn(rows, 3))
+    g = pg.prepare_dag(edge_index, x.size(0))
+    with pytest.raises(ValueError, match="edge_attr has 2 rows but the LineGraph refers to"):
+        conv(x, g, torch.randn(2, 3))
+    with pytest.raises(ValueError, match=r"edge_attr must have shape \[\*, 3\]"):
+        conv(x, edge_index, torch.randn(edges, 2))
+    with pytest.raises(ValueError, match=r"x must have shape \[\*, 16\], got \[\d+, 15\]"):
+        conv(x[:, :15], edge_index, torch.randn(edges, 3))
+    with pytest.raises(ValueError, match="x must be a floating-point tensor, got torch.int64"):
+        conv(x.long(), edge_index, torch.randn(edges, 3))
+
+
+@pytest.mark.parametrize("mode", ["P", "D"])
+def test_empty_graph_gives_empty_output(mode):
+    conv = pg.PLSTMConv(16, 8, heads=2, mode=mode, edge_dim=3)
+    x = torch.randn(0, 16, requires_grad=True)
+    out = conv(x, torch.empty(2, 0, dtype=torch.long), torch.empty(0, 3))
+    assert out.shape == (0, 8)
+    out.sum().backward()
+    # Nodes without edges: only the Direct term (and no crash on an edgeless graph).
+    single = pg.PLSTMConv(16, 8, heads=2, mode=mode)
+    assert single(torch.randn(3, 16), torch.empty(2, 0, dtype=torch.long)).shape == (3, 8)
 
 
 def test_block_and_plan():
