@@ -2,7 +2,10 @@
 
 Multi-task inputs are [num_graphs, num_tasks]; NaN in ``y_true`` marks a missing label and is
 ignored. ROC-AUC and AP average over the tasks that have both classes; RMSE and MAE are computed
-per task and averaged over tasks (as ``ogb.graphproppred.Evaluator`` does for RMSE).
+per task and averaged over tasks (as ``ogb.graphproppred.Evaluator`` does for RMSE), and so is
+Pearson's r. Accuracy takes class indices and logits; ``"acc_all_nodes"`` is the same accuracy,
+named apart because a node-level dataset scores it on every labelled node rather than on the
+nodes of its mask (see :meth:`plstm_graph.data.BenchmarkDataset.evaluate`).
 """
 from typing import Callable, Dict
 
@@ -11,7 +14,8 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 #: Whether a larger value of each metric is better.
-HIGHER_IS_BETTER: Dict[str, bool] = {"rocauc": True, "ap": True, "acc": True, "rmse": False, "mae": False}
+HIGHER_IS_BETTER: Dict[str, bool] = {"rocauc": True, "ap": True, "acc": True, "acc_all_nodes": True,
+                                     "pearson": True, "rmse": False, "mae": False}
 
 
 def _as_numpy(value) -> np.ndarray:
@@ -68,6 +72,18 @@ def mae(y_true, y_pred) -> float:
     return _per_task(lambda t, p: np.mean(np.abs(t - p)), y_true, y_pred, need_both_classes=False)
 
 
+def pearson(y_true, y_pred) -> float:
+    """Pearson's correlation coefficient per task over labelled graphs, averaged over tasks
+    (NaN when the labels or the predictions of a task are constant)."""
+    return _per_task(_pearson, y_true, y_pred, need_both_classes=False)
+
+
+def _pearson(truth: np.ndarray, pred: np.ndarray) -> float:
+    if truth.size < 2 or np.ptp(truth) == 0 or np.ptp(pred) == 0:
+        return float("nan")  # undefined; np.corrcoef would warn about dividing by zero
+    return float(np.corrcoef(truth, pred)[0, 1])
+
+
 def accuracy(y_true, y_pred) -> float:
     """Classification accuracy. ``y_true``: class indices [N] or [N, 1]; ``y_pred``: logits or
     probabilities [N, C] (argmax taken), or predicted class indices [N] / [N, 1]."""
@@ -83,7 +99,7 @@ def accuracy(y_true, y_pred) -> float:
 
 
 METRICS: Dict[str, Callable] = {"rocauc": rocauc, "ap": average_precision, "rmse": rmse, "mae": mae,
-                                "acc": accuracy}
+                                "pearson": pearson, "acc": accuracy, "acc_all_nodes": accuracy}
 
 
 def compute_metric(metric: str, y_true, y_pred) -> float:
