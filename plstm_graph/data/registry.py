@@ -3,14 +3,18 @@
 ``get_dataset(name, root=None, **kw)`` returns a :class:`BenchmarkDataset`. Names: the OGB
 molecule sets (``ogbg-molbace``, ...), the TU sets of the pLSTM paper available offline
 (``MUTAG``, ``NCI1``, ``PROTEINS``, ``PTC_MR``), ``tu:NAME`` for any other TU dataset, and the
-embedded default ``tpsa``. Keyword arguments go to the loader (``download``, ``transform``).
+embedded default ``tpsa``, the directed data ``enas`` (architecture DAGs), ``sst`` and
+``sst-binary`` (sentiment trees, node-level labels). Keyword arguments go to the loader
+(``download``, ``transform``).
 """
 from functools import partial
 from typing import Callable, Dict, List, Optional
 
 from plstm_graph.data.benchmark import BenchmarkDataset
+from plstm_graph.data.enas import load_enas
 from plstm_graph.data.ogb import OGB_MOLECULE_DATASETS, load_ogb
 from plstm_graph.data.root import PathLike
+from plstm_graph.data.sst import load_sst
 from plstm_graph.data.tpsa import load_tpsa
 from plstm_graph.data.tu import TU_DATASETS, load_tu
 
@@ -22,6 +26,9 @@ _LOADERS: Dict[str, Callable[..., BenchmarkDataset]] = {
     **{name: partial(load_ogb, name) for name in OGB_MOLECULE_DATASETS},
     **{name: partial(load_tu, name) for name in TU_DATASETS},
     "tpsa": load_tpsa,
+    "enas": load_enas,
+    "sst": load_sst,
+    "sst-binary": partial(load_sst, binary=True),
 }
 
 
