@@ -23,7 +23,8 @@ def random_qkv(num_nodes, heads=2, key_dim=8, value_dim=5, dtype=torch.float64, 
 
 
 @pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("chunk_size", [1, 13, 128])  # 13 divides no size; 128 > 100
+# 13 divides no size; 128 > 100: every graph packed whole; 10**9: tiles sized from the graphs
+@pytest.mark.parametrize("chunk_size", [1, 13, 128, 10**9])
 @pytest.mark.parametrize("passes", [1, 2, 3])
 def test_equals_sdpa_graph_by_graph(passes, chunk_size, causal):
     batch = batch_of_sizes(SIZES)
@@ -83,7 +84,7 @@ def test_rows_without_keys_give_zero_not_nan(kernel):
     hidden = torch.zeros(tiles.num_tiles * 4, dtype=torch.bool)
     hidden[tiles.slot[:9]] = True
     tiles = dataclasses.replace(tiles, valid=tiles.valid & ~hidden.view(-1, 4),
-                                padded=[True] * tiles.num_steps)
+                                masked=[True] * tiles.num_steps)
 
     def attention(q, k, v):
         qt, kt, vt = tiles.pack(q), tiles.pack(k), tiles.pack(v)
@@ -110,10 +111,36 @@ def test_tiles_layout():
     x = torch.randn(batch.numel(), 2, 3)
     torch.testing.assert_close(tiles.unpack(tiles.pack(x)), x, atol=0, rtol=0)
     assert tiles.num_steps == 8  # ceil(100 / 13) steps over the largest graph's keys
-    assert tiles.active == [8 + 5 + 1 + 1] * 1 + [8 + 5] * 4 + [8] * 3
+    # 100 and 64 nodes take 8 and 5 tiles; 7 and 1 share one tile (block-diagonal mask)
+    assert tiles.active == [8 + 5 + 1] * 1 + [8 + 5] * 4 + [8] * 3
     assert tiles.single == [False] * 5 + [True] * 3
+    assert tiles.masked == [True, False, False, False, True, False, False, True]
+    assert tiles.graph[-1].tolist() == [1] * 7 + [4] + [-1] * 5 and tiles.mixed
     assert int(tiles.valid.sum()) == batch.numel() and not tiles.identity
     assert Tiles.from_batch(batch_of_sizes((32, 0, 16)), 48, chunk_size=16).identity
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4, 10, 64, 10**9])
+def test_tiles_follow_the_graphs_not_chunk_size(chunk_size):
+    """Memory is O(nodes x min(chunk_size, graph size)): tiles are no wider than the largest
+    graph, and packing leaves fewer than 2 N / C + 1 of them (no graph padded to a tile)."""
+    generator = torch.Generator().manual_seed(chunk_size % 1000)
+    sizes = torch.randint(0, 40, (50,), generator=generator).tolist() + [5]
+    batch = batch_of_sizes(sizes)
+    tiles = Tiles.from_batch(batch, batch.numel(), chunk_size)
+    C = tiles.chunk_size
+    assert C == min(chunk_size, max(sizes))
+    assert tiles.position.shape == (tiles.num_tiles, C)
+    assert tiles.num_tiles * C < 2 * batch.numel() + C
+
+
+def test_huge_chunk_size_on_a_small_graph_allocates_one_small_tile():
+    # Tiles of chunk_size slots made this call allocate 22 GB before.
+    tiles = Tiles.from_batch(None, 5, chunk_size=10**9)
+    assert (tiles.chunk_size, tiles.num_tiles, tiles.identity) == (5, 1, True)
+    q, k, v = [x.requires_grad_() for x in random_qkv(5)]
+    einsum_attention(q, k, v, chunk_size=10**9).sum().backward()
+    assert all(x.grad.shape == x.shape for x in (q, k, v))
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -1,25 +1,35 @@
-"""Key chunks of a batch of graphs: the layout shared by the 2- and 1-pass cascades.
+"""Tiles of a batch of graphs: the layout shared by the 2- and 1-pass cascades.
 
-Every graph's nodes are cut into *tiles* of ``chunk_size`` consecutive nodes (its last tile
-padded). Attention stays inside a graph, so at step ``j`` every query tile meets the
-``j``-th key tile of its own graph: the keys are split as M = M1 x M0 with M1 = steps and
-M0 = ``chunk_size``, and each step's scores take ``O(nodes x chunk_size)`` memory.
+The tile size is C = min(``chunk_size``, largest graph), so nothing is ever padded beyond
+the batch's largest graph, whatever ``chunk_size`` is.
 
-Graphs are laid out by decreasing tile count, so the query tiles whose graph still has a
-``j``-th key tile are a prefix ``[:active[j]]`` of all tiles: small graphs drop out of the
-loop after their last tile instead of being padded to the largest graph.
+* A graph of more than C nodes is cut into tiles of C consecutive nodes (its last tile
+  padded). At step ``j`` each of its query tiles meets its ``j``-th key tile: the keys are
+  split as M = M1 x M0 with M1 = steps and M0 = C.
+* Graphs of at most C nodes are packed whole, in batch order, several to a tile (the
+  variable-length layout of FlashAttention's ``cu_seqlens``): a new tile starts when the
+  next graph does not fit. Such a tile meets only itself, at step 0, through a
+  block-diagonal mask. Consecutive tiles hold more than C nodes together, so there are
+  fewer than 2 N / C + 1 of them.
 
-Tensors in this layout have shape ``[H, T, C, D]`` (heads, tiles, chunk_size, features).
+Every step's scores therefore take ``O(nodes x C)`` memory. The multi-tile graphs come
+first, by decreasing tile count, then the packed tiles: the query tiles whose graph still
+has a ``j``-th key tile are a prefix ``[:active[j]]`` of all tiles, so small graphs leave
+the loop after step 0.
+
+Tensors in this layout have shape ``[H, T, C, D]`` (heads, tiles, tile size, features).
 """
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-#: Masked scores (-inf) are clamped here before exp, then zeroed: torch.exp on CPU takes a
-#: slow path, ~25x, for results that underflow, exp(-inf) included.
-EXP_FLOOR = -100.0
+#: Masked scores (-inf) are clamped here before exp, then zeroed. exp on CPU takes a slow
+#: path, ~25x, for results below float32's normal range (arguments under -87.3), exp(-inf)
+#: included; exp(-80) is still a normal float32.
+EXP_FLOOR = -80.0
 
 
 @dataclass(frozen=True)
@@ -33,22 +43,30 @@ class Tiles:
     :meth:`qk`.
     """
 
+    #: C, nodes per tile: min(chunk_size, largest graph)
     chunk_size: int
     causal: bool
     #: [N] row of each node in the flattened ``[T * C]`` tile layout
     slot: Tensor
-    #: [T, C] position of each tile slot inside its graph (padding slots included)
+    #: [T, C] graph of each tile slot (-1 in padding slots)
+    graph: Tensor
+    #: [T, C] position of each tile slot inside its graph
     position: Tensor
-    #: [T, C] whether the slot holds a node
+    #: [T, C] whether the slot holds a node (a key to attend to)
     valid: Tensor
-    #: [T] first tile of each tile's graph
+    #: [T] first tile of each tile's graph (a packed tile is its own first tile)
     first_tile: Tensor
     #: active[j]: number of query tiles whose graph has a j-th key tile (a prefix)
     active: List[int]
     #: single[j]: one graph alone is active at step j (the largest, which starts at tile 0)
     single: List[bool]
-    #: padded[j]: some key tile met at step j holds padding slots
-    padded: List[bool]
+    #: masked[j]: some score of step j is not a real key of the query's graph (padding
+    #: slots, or other graphs of a packed tile)
+    masked: List[bool]
+    #: every tile holds whole graphs (no graph spans tiles): one step, each tile meets itself
+    packed: bool
+    #: some tile holds several graphs: step 0 needs the block-diagonal mask
+    mixed: bool
     #: node n sits in slot n (no padding, graphs already in layout order): packing is a view
     identity: bool
 
@@ -59,37 +77,60 @@ class Tiles:
         device = batch.device if batch is not None else torch.device("cpu")
         if batch is None:
             batch = torch.zeros(num_nodes, dtype=torch.long, device=device)
-        C = chunk_size
-        sizes = torch.bincount(batch)  # missing ids are graphs of size 0: they get no tile
-        num_tiles = (sizes + C - 1) // C
-        order = torch.sort(num_tiles, descending=True, stable=True).indices
-        tile_start = torch.zeros_like(num_tiles)
-        tile_start[order] = torch.cumsum(num_tiles[order], 0) - num_tiles[order]
+        sizes = torch.bincount(batch)  # missing ids are graphs of size 0: they get no slot
+        # The schedule is Python-side: the host syncs happen here, once per layout.
+        size_list = sizes.tolist()
+        C = max(1, min(chunk_size, max(size_list, default=1)))
+
+        # Multi-tile graphs first, by decreasing tile count (stable), then packed tiles.
+        tiles_of = [-(-n // C) for n in size_list]
+        large = sorted((g for g, n in enumerate(size_list) if n > C), key=lambda g: -tiles_of[g])
+        start, offset = [0] * len(size_list), [0] * len(size_list)
+        group_tiles = [tiles_of[g] for g in large]
+        for g, first in zip(large, accumulate([0] + group_tiles)):
+            start[g] = first
+        num_large = sum(group_tiles)
+        num_packed, num_small, fill = 0, 0, C
+        for g, n in enumerate(size_list):  # greedy, in batch order
+            if 0 < n <= C:
+                if fill + n > C:
+                    num_packed, fill = num_packed + 1, 0
+                start[g], offset[g] = num_large + num_packed - 1, fill
+                num_small, fill = num_small + 1, fill + n
+        T = num_large + num_packed
+        group_tiles += [1] * num_packed
+        group_first = [start[g] for g in large] + list(range(num_large, T))
 
         node_start = torch.cumsum(sizes, 0) - sizes
         pos = torch.arange(num_nodes, device=device) - node_start[batch]
-        slot = (tile_start[batch] + pos // C) * C + pos % C
+        # One formula for both kinds: a multi-tile graph has offset 0 and fills its tiles.
+        slot = torch.tensor(start, dtype=torch.long, device=device)[batch] * C \
+            + torch.tensor(offset, dtype=torch.long, device=device)[batch] + pos
+        graph = torch.full((T * C,), -1, dtype=torch.long, device=device).index_copy_(0, slot, batch)
+        position = torch.zeros(T * C, dtype=torch.long, device=device).index_copy_(0, slot, pos)
+        first_tile = torch.repeat_interleave(torch.tensor(group_first, dtype=torch.long),
+                                             torch.tensor(group_tiles, dtype=torch.long))
 
-        tile_graph = torch.repeat_interleave(order, num_tiles[order])
-        first_tile = tile_start[tile_graph]
-        position = ((torch.arange(tile_graph.numel(), device=device) - first_tile) * C)[:, None] \
-            + torch.arange(C, device=device)
-        valid = position < sizes[tile_graph][:, None]
-
-        # Python-side schedule of the loop over key tiles (the host syncs happen here, once).
-        # Graphs are sorted by decreasing tile count, so the live ones at step j are a prefix.
-        n_sorted = num_tiles[order]
-        steps = int(n_sorted[0]) if n_sorted.numel() else 0
-        live = n_sorted.numel() - torch.searchsorted(
-            n_sorted.flip(0), torch.arange(steps, device=device), right=True)
-        active = torch.cumsum(n_sorted, 0)[live - 1] if steps else live
-        partial_last = (num_tiles - 1)[sizes % C != 0]
-        padded = torch.zeros(steps, dtype=torch.bool, device=device)
-        padded[partial_last] = True
-        identity = slot.numel() == position.numel() and bool(
+        # Groups (graphs or packed tiles) come by non-increasing tile count, so those live at
+        # step j are the first live[j], and their tiles the first active[j].
+        steps = group_tiles[0] if group_tiles else 0
+        ascending = torch.tensor(group_tiles[::-1], dtype=torch.long)
+        live = (len(group_tiles) - torch.searchsorted(ascending, torch.arange(steps),
+                                                      right=True)).tolist()
+        tile_total = list(accumulate(group_tiles))
+        active = [tile_total[n - 1] for n in live]
+        masked = [False] * steps
+        for g in large:
+            if size_list[g] % C:
+                masked[tiles_of[g] - 1] = True  # the graph's padded last tile
+        if num_packed and any(0 < n < C for n in size_list):
+            masked[0] = True  # some packed tile holds several graphs or padding
+        identity = T * C == num_nodes and bool(
             (slot == torch.arange(num_nodes, device=device)).all())
-        return cls(C, causal, slot, position, valid, first_tile, active.tolist(),
-                   (live == 1).tolist(), padded.tolist(), identity)
+        return cls(C, causal, slot, graph.view(T, C), position.view(T, C),
+                   (graph >= 0).view(T, C), first_tile.to(device), active,
+                   [n == 1 for n in live], masked, num_large == 0, num_small > num_packed,
+                   identity)
 
     @property
     def num_tiles(self) -> int:
@@ -117,29 +158,33 @@ class Tiles:
         return self.first_tile[: self.active[j]] + j
 
     def scores(self, x: Tensor, y: Tensor, j: int) -> Tuple[Tensor, Optional[Tensor]]:
-        r"""Scores of step ``j``, ``x_a @ y_j^T`` [H, A, C, C] with -inf where a key is
-        padding or (causal) in the future, and ``keep`` (1 or 0, [A, C or 1, C]) to zero
-        those entries exactly after exp; ``keep`` is ``None`` when every score is real."""
+        r"""Scores of step ``j``, ``x_a @ y_j^T`` [H, A, C, C] with -inf where the key is not
+        one of the query's graph (padding, another graph of a packed tile) or, when causal,
+        comes after the query; and ``keep`` (1 or 0, [A, C or 1, C]) to zero those entries
+        exactly after exp. ``keep`` is ``None`` when every score is real."""
         S = self.qk(x, y, j)
-        if not (self.causal or self.padded[j]):
+        if not (self.causal or self.masked[j]):
             return S, None
-        C = self.chunk_size
-        key_valid = self.valid[self.key_tiles(j)][:, None, :]  # [A, 1, C]
-        if self.causal:
-            # A graph starts at a tile boundary, so query tile i meets key tile j fully
-            # (i > j), not at all (i < j), or through the lower triangle (i == j).
-            query_tile = self.position[: self.active[j], 0] // C
-            diagonal = torch.ones(C, C, dtype=torch.bool, device=S.device).tril()
-            patterns = torch.stack([torch.zeros_like(diagonal), diagonal,
-                                    torch.ones_like(diagonal)])
-            key_valid = key_valid & patterns[(query_tile - j).clamp(-1, 1) + 1]
+        A, keys = self.active[j], self.key_tiles(j)
+        keep = self.valid[keys][:, None, :]  # [A, 1, C]
+        if self.causal or (j == 0 and self.mixed):
+            # Per query: same graph (block-diagonal on packed tiles) and, when causal, not
+            # later in the graph. Tiles of one multi-tile graph pass the first test.
+            keep = keep & (self.graph[:A, :, None] == self.graph[keys][:, None, :])
+            if self.causal:
+                keep = keep & (self.position[keys][:, None, :] <= self.position[:A, :, None])
         # Float masks: on CPU, masked_fill or where through a bool mask costs several exps.
-        keep = key_valid.to(S.dtype)
+        keep = keep.to(S.dtype)
         return S.add_(keep.reciprocal().neg_().add_(1)), keep  # 1 - 1 / keep: 0 or -inf
 
     # The three products of a step, each a batched matmul over (head, query tile). When a
     # single graph is active, every query tile meets the same key tile and the product is
-    # one [A * C, ...] GEMM per head, without gathering that key tile A times.
+    # one [A * C, ...] GEMM per head, without gathering that key tile A times. When the
+    # tiles hold whole graphs, each meets itself: no gather either.
+
+    def _keys(self, y: Tensor, j: int) -> Tensor:
+        r"""[H, A, C, D] the key tile each active query tile meets at step ``j``."""
+        return y[:, : self.active[j]] if self.packed else y[:, self.key_tiles(j)]
 
     def qk(self, x: Tensor, y: Tensor, j: int) -> Tensor:
         r"""``x_a @ y_j^T``: x [H, T, C, D] queries side, y [H, T, C, D] keys side
@@ -148,14 +193,14 @@ class Tiles:
         A = self.active[j]
         if self.single[j]:
             return (x[:, :A].reshape(H, A * C, D) @ y[:, j].mT).view(H, A, C, C)
-        return x[:, :A] @ y[:, self.key_tiles(j)].mT
+        return x[:, :A] @ self._keys(y, j).mT
 
     def pv(self, p: Tensor, y: Tensor, j: int) -> Tensor:
         r"""``p @ y_j``: p [H, A, C, C], y [H, T, C, D] keys side -> [H, A, C, D]."""
         H, A, C, _ = p.shape
         if self.single[j]:
             return (p.reshape(H, A * C, C) @ y[:, j]).view(H, A, C, -1)
-        return p @ y[:, self.key_tiles(j)]
+        return p @ self._keys(y, j)
 
     def ptx_add_(self, out: Tensor, p: Tensor, x: Tensor, j: int) -> None:
         r"""``out_j += p^T @ x_a`` summed over the query tiles meeting key tile j:
@@ -163,5 +208,7 @@ class Tiles:
         H, A, C, _ = p.shape
         if self.single[j]:
             out[:, j] += p.reshape(H, A * C, C).mT @ x[:, :A].reshape(H, A * C, -1)
+        elif self.packed:
+            out[:, :A] += p.mT @ x[:, :A]
         else:
             out.index_add_(1, self.key_tiles(j), p.mT @ x[:, :A])
