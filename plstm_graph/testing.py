@@ -23,8 +23,8 @@ def star(n: int) -> tuple[Tensor, int]:
 
 def random_tree(n: int, generator: torch.Generator | None = None) -> tuple[Tensor, int]:
     """Every node ``i > 0`` hangs below a uniformly drawn earlier node."""
-    children = torch.arange(1, n)
-    parents = (torch.rand(n - 1, generator=generator) * children).long()
+    children = torch.arange(1, max(n, 1))
+    parents = (torch.rand(children.numel(), generator=generator) * children).long()
     return torch.stack([parents, children]), n
 
 
@@ -47,6 +47,15 @@ def random_dag(n: int, num_edges: int, generator: torch.Generator | None = None)
     pairs = torch.randint(0, n, (2, num_edges), generator=generator)
     pairs = pairs[:, pairs[0] != pairs[1]]
     return torch.stack([pairs.min(0).values, pairs.max(0).values]), n
+
+
+def disjoint_union(graphs) -> tuple[Tensor, int]:
+    """One batch of ``(edge_index, num_nodes)`` graphs, node ids offset as PyG batches them."""
+    parts, offset = [], 0
+    for edge_index, num_nodes in graphs:
+        parts.append(edge_index + offset)
+        offset += num_nodes
+    return torch.cat(parts, dim=1) if parts else torch.zeros(2, 0, dtype=torch.long), offset
 
 
 def molecule(smiles: str) -> tuple[Tensor, int]:

@@ -44,7 +44,11 @@ def plstm_reference(q, k, v, source, transition, mark, direct, graph,
 
 def plstm_dense(q, k, v, source, transition, mark, direct, graph, recompute: bool = False) -> Tensor:
     """The gating-matrix form over the whole batch at once: ``O(E^2)`` memory, for checks
-    (``recompute`` is unused)."""
+    (``recompute`` is unused). Its structural zeros meet every value of the batch (``0 * NaN``)
+    and a non-finite ``I - T`` has no LU factorisation, so non-finite inputs or outputs are
+    left to the recurrence, which puts NaN only where the data flow takes it."""
+    if not all(bool(torch.isfinite(x).all()) for x in (q, k, v, source, transition, mark, direct)):
+        return plstm_reference(q, k, v, source, transition, mark, direct, graph)
     num_nodes, num_edges, heads = q.size(0), graph.num_edges, q.size(1)
     eye = torch.eye(num_nodes, dtype=q.dtype, device=q.device)
     a_out = eye[graph.edge_index[0]]  # [E, N]: A_out[e, n] = [src e == n]
@@ -54,4 +58,7 @@ def plstm_dense(q, k, v, source, transition, mark, direct, graph, recompute: boo
     propagate = torch.linalg.solve(torch.eye(num_edges, dtype=q.dtype, device=q.device) - t,
                                    source.t()[:, :, None] * a_out)  # (I - T)^-1 diag(S) A_out
     gate = a_in @ (mark.t()[:, :, None] * propagate) + torch.diag_embed(direct.t())  # [H, N, N]
-    return torch.einsum("hnm,nhk,mhk,mhv->nhv", gate, q, k, v)
+    out = torch.einsum("hnm,nhk,mhk,mhv->nhv", gate, q, k, v)
+    if not bool(torch.isfinite(out).all()):
+        return plstm_reference(q, k, v, source, transition, mark, direct, graph)
+    return out

@@ -7,12 +7,18 @@ depth and no ``[E, H, K, V]`` cell state is ever formed. Its cost grows with the
 each graph's size, so it suits batches of small graphs (molecules); graphs of similar size
 share one padded batch of blocks (see :mod:`.blocks`). Gradients come from
 autograd through the solve.
+
+The form multiplies structural zeros (padding, unreachable pairs, the zeros of ``I - T``) with
+every value of a graph, so one NaN or inf input would reach all of that graph (``0 * NaN``);
+when the output is not finite it is therefore recomputed by the level sweep, which follows the
+recurrence's data flow and leaves NaN only where the reference puts it.
 """
 import torch
 from torch import Tensor
 
 from ...graph.line_graph import LineGraph
 from .blocks import blocks_of
+from .levels import plstm_levels
 from .naive import direct_term
 
 
@@ -44,4 +50,7 @@ def plstm_parallel(q, k, v, source, transition, mark, direct, graph: LineGraph,
         scores = torch.einsum("cnhk,cmhk->chnm", qb, kb)
         h = torch.einsum("chnm,cmhv->cnhv", gate * scores, vb).flatten(2).flatten(0, 1)
         out = out.index_add(0, block.nodes, h.index_select(0, block.node_slot))
-    return out.view(q.size(0), heads, v.size(-1))
+    out = out.view(q.size(0), heads, v.size(-1))
+    if not bool(torch.isfinite(out).all()):
+        return plstm_levels(q, k, v, source, transition, mark, direct, graph, recompute)
+    return out
