@@ -2,9 +2,16 @@
 
     plstm-graph data list [--data-root DIR]
     plstm-graph data info NAME [--data-root DIR] [--fold K]
-    plstm-graph data rebuild-ogb NAME --csv PATH [--root DIR] [--overwrite]
+    plstm-graph data rebuild-ogb NAME --csv PATH [--root DIR] [--overwrite] [--limit N] [--force]
+
+``--data-root`` (and ``PLSTM_GRAPH_DATA_ROOT``) may list several folders separated by
+``os.pathsep`` (``:`` on Linux and macOS), searched in order.
 """
+import os
 import sys
+
+ROOT_HELP = (f"data root, or several separated by '{os.pathsep}', searched in order "
+             f"(default: $PLSTM_GRAPH_DATA_ROOT, else datasets/)")
 
 
 def add_parser(subparsers) -> None:
@@ -13,12 +20,12 @@ def add_parser(subparsers) -> None:
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     listing = actions.add_parser("list", help="print the dataset names and where their files are")
-    listing.add_argument("--data-root", help="data root (default: $PLSTM_GRAPH_DATA_ROOT, else datasets/)")
+    listing.add_argument("--data-root", help=ROOT_HELP)
     listing.set_defaults(func=_run(_list))
 
     info = actions.add_parser("info", help="load a dataset and print its size, task and split sizes")
     info.add_argument("name", help="a name from `plstm-graph data list`, or tu:NAME")
-    info.add_argument("--data-root", help="data root (default: $PLSTM_GRAPH_DATA_ROOT, else datasets/)")
+    info.add_argument("--data-root", help=ROOT_HELP)
     info.add_argument("--fold", type=int, default=None, help="fold of a TU dataset (0..9; default 0)")
     info.add_argument("--no-download", action="store_true", help="fail instead of downloading")
     info.set_defaults(func=_run(_info))
@@ -31,10 +38,15 @@ def add_parser(subparsers) -> None:
     rebuild.add_argument("name", help="OGB dataset name, e.g. ogbg-molbace")
     rebuild.add_argument("--csv", required=True,
                          help="MoleculeNet CSV, e.g. ../shared/data/moleculenet/bace.csv.gz")
-    rebuild.add_argument("--root", help="data root to write into (default: as --data-root)")
+    rebuild.add_argument("--root", help="data root to write into; of a list, the first writable one "
+                                        "(default: as --data-root)")
     rebuild.add_argument("--smiles-column", help="SMILES column (default: 'smiles' or 'mol', else the first)")
     rebuild.add_argument("--target-columns", nargs="+", help="label columns (default: all others)")
     rebuild.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    rebuild.add_argument("--limit", type=int, metavar="N",
+                         help="only the first N molecules: a small folder for quick checks")
+    rebuild.add_argument("--force", action="store_true",
+                         help="rebuild even if the CSV's label column or row count is not the dataset's")
     rebuild.set_defaults(func=_run(_rebuild))
 
 
@@ -51,27 +63,28 @@ def _run(action):
 
 def _list(args) -> int:
     from plstm_graph.data import dataset_names, ogb, tu
-    from plstm_graph.data.root import data_root
+    from plstm_graph.data.root import describe_roots
 
-    root = data_root(args.data_root)
-    print(f"data root: {root}")
+    print(f"data root: {describe_roots(args.data_root)}")
     rows = [("name", "source", "task", "metric", "on disk")]
     for name in dataset_names():
         if name in ogb.OGB_MOLECULE_DATASETS:
-            meta, folder = ogb.ogb_meta(name), root / ogb.folder_name(name)
+            meta, folder = ogb.ogb_meta(name), ogb.find_ogb_folder(name, args.data_root)
             tasks = int(meta["num tasks"])
             task = f"{meta['task type']} ({tasks} task{'s' if tasks > 1 else ''})"
             metric = meta["eval metric"]
             rebuildable = ogb.OGB_MOLECULE_DATASETS[name] is not None
-            where = str(folder) if folder.is_dir() else (
+            where = str(folder) if folder is not None else (
                 "missing: download, or rebuild-ogb" if rebuildable else "missing: download")
             rows.append((name, "OGB", task, metric, where))
         elif name in tu.TU_DATASETS:
-            raw = tu.find_tu_raw(name, root)
+            raw = tu.find_tu_raw(name, args.data_root)
             rows.append((name, "TU", "multiclass classification (10 folds)", "acc",
                          str(raw) if raw else "missing: download"))
-        else:
+        elif name == "tpsa":
             rows.append((name, "rdkit", "regression (1 task)", "rmse", "embedded (default)"))
+        else:  # described by its loader: loading is the only way to know
+            rows.append((name, "files", "-", "-", f"see: plstm-graph data info {name}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
@@ -99,7 +112,8 @@ def _rebuild(args) -> int:
     from plstm_graph.data import rebuild_ogb
 
     report = rebuild_ogb(args.name, args.csv, args.root, smiles_column=args.smiles_column,
-                         target_columns=args.target_columns, overwrite=args.overwrite)
+                         target_columns=args.target_columns, overwrite=args.overwrite,
+                         limit=args.limit, force=args.force)
     print(f"wrote {report.folder}: {report.num_graphs} molecules, scaffold split "
           + " / ".join(f"{part} {size}" for part, size in report.split_sizes.items())
           + f", in {report.seconds:.1f} s")

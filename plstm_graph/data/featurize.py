@@ -1,10 +1,14 @@
 """Featurise many SMILES at once: OGB graph, scaffold and sanitisation flag per molecule.
 
 rdkit work is CPU-bound and per molecule, so large inputs (ogbg-molhiv's 41127 SMILES) are
-spread over worker processes; results come back in input order.
+spread over worker processes; results come back in input order. Workers end with the process
+that started them: a parent killed by SIGKILL or SIGTERM cannot shut its pool down, and its
+workers would otherwise wait for work forever.
 """
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
@@ -15,6 +19,8 @@ from plstm_graph.data.scaffold import scaffold_smiles
 
 #: Inputs smaller than this are featurised in-process (a pool costs more than it saves).
 PARALLEL_MIN = 2000
+#: Seconds between a worker's checks that its parent is alive.
+PARENT_POLL = 0.2
 
 
 class Molecule(NamedTuple):
@@ -29,6 +35,17 @@ def featurize_one(smiles: str, partial_sanitization: bool = True) -> Optional[Mo
     if mol is None:
         return None
     return Molecule(mol_to_graph(mol), scaffold_smiles(mol), is_partially_sanitized(mol))
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:  # an orphan is re-parented, so its parent id changes
+        time.sleep(PARENT_POLL)
+    os._exit(1)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Pool initializer: end this worker as soon as ``parent`` is gone."""
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
 
 def _featurize_chunk(args) -> List[Optional[Molecule]]:
@@ -51,5 +68,6 @@ def featurize(smiles: Sequence[str], partial_sanitization: bool = True,
     # re-importing torch; they run only rdkit and numpy.
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_exit_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         return [molecule for chunk in pool.map(_featurize_chunk, chunks) for molecule in chunk]

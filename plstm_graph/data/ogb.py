@@ -1,9 +1,14 @@
 """OGB molecule benchmarks (``ogbg-mol*``) through ogb's own PyG loader, safe to use offline.
 
-Datasets are looked up under the data root in OGB's layout, ``<root>/ogbg_molbace/{mapping,raw,
-split}``. A missing folder is downloaded from OGB where the network allows; otherwise the error
-says how to rebuild it from a MoleculeNet CSV (:mod:`plstm_graph.data.rebuild`). Two workarounds
-for ogb 1.3.6:
+Datasets are looked up in every data root in OGB's layout, ``<root>/ogbg_molbace/{mapping,raw,
+split}``. A missing folder is downloaded from OGB where the network allows, into the first
+writable data root (or the cache); otherwise the error says how to rebuild it from a MoleculeNet
+CSV (:mod:`plstm_graph.data.rebuild`) into a writable folder.
+
+ogb's processed file, ``processed/geometric_data_processed.pt``, is written under a temporary
+name and renamed into place, and is keyed to the raw files (their names, sizes and modification
+times, recorded beside it): when they change, or the processed file cannot be read, the folder
+is processed again, with a warning. Two workarounds for ogb 1.3.6:
 
 * torch >= 2.6 loads with ``weights_only=True``, which rejects the PyG classes pickled in ogb's
   processed file: :func:`allow_pyg_pickles` allows exactly those classes while ogb loads.
@@ -16,6 +21,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import warnings
 import zlib
 from contextlib import contextmanager
 from functools import lru_cache
@@ -33,7 +39,10 @@ from torch_geometric.data.storage import GlobalStorage
 
 from plstm_graph.data.benchmark import BenchmarkDataset, as_split
 from plstm_graph.data.errors import DatasetFileError, DatasetNotFoundError
-from plstm_graph.data.root import PathLike, cache_dir, data_root, is_writable, make_staging_dir
+from plstm_graph.data.atomic import (AtomicProcessing, atomic_path, load_or_reprocess,
+                                     make_staging_dir, new_folder)
+from plstm_graph.data.root import (PathLike, cache_dir, data_roots, default_root, describe_roots,
+                                   find_in_roots, is_writable, writable_root)
 
 #: OGB molecule datasets -> their MoleculeNet CSV (None: download only).
 OGB_MOLECULE_DATASETS: Dict[str, Optional[str]] = {
@@ -52,6 +61,8 @@ OGB_MOLECULE_DATASETS: Dict[str, Optional[str]] = {
 
 SPLIT_PARTS = ("train", "valid", "test")
 PROCESSED_FILE = Path("processed") / "geometric_data_processed.pt"
+#: Beside the processed file: the fingerprint of the raw files it was made from.
+RAW_FINGERPRINT_FILE = Path("processed") / "raw_fingerprint.txt"
 
 
 @lru_cache(maxsize=None)
@@ -76,17 +87,31 @@ def release_marker(name: str) -> str:
     return f"RELEASE_v{ogb_meta(name)['version']}.txt"
 
 
-def rebuild_hint(name: str, root: Path) -> str:
-    """How to get dataset ``name`` under ``root`` without internet."""
+def suggested_root(root: Optional[PathLike] = None) -> Path:
+    """Where to put a dataset that is missing: the first writable data root, else the default
+    root (or ``~/.cache/plstm_graph/datasets``), never a read-only folder."""
+    writable = writable_root(root)
+    if writable is not None:
+        return writable
+    fallback = default_root()
+    return fallback if is_writable(fallback) else Path.home() / ".cache" / "plstm_graph" / "datasets"
+
+
+def rebuild_hint(name: str, root: Optional[PathLike] = None) -> str:
+    """How to get dataset ``name`` into a writable folder the data roots ``root`` search."""
+    target = suggested_root(root)
+    roots = data_roots(root)
+    search = "" if target in roots else (
+        f"\nthen add {target} to the data roots: "
+        f"--data-root {os.pathsep.join(map(str, [*roots, target]))} (or PLSTM_GRAPH_DATA_ROOT)")
     csv = OGB_MOLECULE_DATASETS[name]
     if csv is None:
-        return (f"{name} has no MoleculeNet CSV to rebuild it from: load it once with internet "
-                f"(it downloads to {root / folder_name(name)}), or copy OGB's {folder_name(name)} "
-                f"folder there.")
+        return (f"{name} has no MoleculeNet CSV to rebuild it from: load it once with internet, or "
+                f"copy OGB's {folder_name(name)} folder into {target}{search}")
     return (f"Without internet, rebuild it from the MoleculeNet CSV ({csv}, e.g. in "
             f"../shared/data/moleculenet or chemprop's data/ folder):\n"
-            f"  plstm-graph data rebuild-ogb {name} --csv ../shared/data/moleculenet/{csv} --root {root}\n"
-            f"or copy OGB's {folder_name(name)} folder (mapping/, raw/, split/) there.")
+            f"  plstm-graph data rebuild-ogb {name} --csv ../shared/data/moleculenet/{csv} --root {target}\n"
+            f"or copy OGB's {folder_name(name)} folder (mapping/, raw/, split/) into {target}{search}")
 
 
 @contextmanager
@@ -151,15 +176,27 @@ def check_ogb_folder(folder: PathLike, num_tasks: int) -> int:
     return num_graphs
 
 
+def _source_files(folder: Path) -> list:
+    return sorted(path for path in folder.rglob("*")
+                  if path.is_file() and "processed" not in path.relative_to(folder).parts)
+
+
+def raw_fingerprint(folder: PathLike) -> str:
+    """A hex digest of the names, sizes and modification times of ``folder``'s files outside
+    ``processed/``: it changes when a raw or split file is edited, replaced or truncated."""
+    folder = Path(folder)
+    digest = hashlib.sha1()
+    for path in _source_files(folder):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def _mirror(folder: Path, marker: str) -> Path:
     """A writable copy of ``folder`` (without ``processed/``) with ogb's release marker."""
-    fingerprint = hashlib.sha1(str(folder).encode())
-    files = sorted(path for path in folder.rglob("*")
-                   if path.is_file() and "processed" not in path.relative_to(folder).parts)
-    for path in files:
-        stat = path.stat()
-        fingerprint.update(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    target = cache_dir("ogb", f"{folder.name}-{fingerprint.hexdigest()[:12]}") / folder.name
+    files = _source_files(folder)
+    key = hashlib.sha1(f"{folder}:{raw_fingerprint(folder)}".encode()).hexdigest()[:12]
+    target = cache_dir("ogb", f"{folder.name}-{key}") / folder.name
     if (target / marker).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -179,31 +216,72 @@ def _mirror(folder: Path, marker: str) -> Path:
     return target
 
 
-def download_ogb(name: str, root: PathLike) -> Path:
-    """Download OGB's folder of ``name`` into ``root`` (atomically); returns the folder.
+def download_parent(root: Optional[PathLike] = None) -> Path:
+    """Where a download goes: the first writable data root, else the cache."""
+    return writable_root(root) or cache_dir("ogb")
 
-    Raises :class:`DatasetNotFoundError` with the offline rebuild command when it fails.
+
+def download_ogb(name: str, root: Optional[PathLike] = None) -> Path:
+    """Download OGB's folder of ``name`` into :func:`download_parent` (atomically); returns the
+    folder. Raises :class:`DatasetNotFoundError` with the offline rebuild command when it fails,
+    leaving no folder behind that it created.
     """
-    meta, root = ogb_meta(name), Path(root)
-    parent = root if is_writable(root) else cache_dir("ogb")
-    created = not parent.exists()
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = make_staging_dir(parent, folder_name(name), ".download")
+    meta = ogb_meta(name)
     try:
-        archive = ogb_url.download_url(meta["url"], str(staging))
-        ogb_url.extract_zip(archive, str(staging))
-        extracted = staging / meta["download_name"]
-        (extracted / release_marker(name)).touch()
-        target = parent / folder_name(name)
-        os.replace(extracted, target)
-        return target
+        with new_folder(download_parent(root)) as parent:
+            staging = make_staging_dir(parent, folder_name(name), ".download")
+            try:
+                archive = ogb_url.download_url(meta["url"], str(staging))
+                ogb_url.extract_zip(archive, str(staging))
+                extracted = staging / meta["download_name"]
+                (extracted / release_marker(name)).touch()
+                target = parent / folder_name(name)
+                os.replace(extracted, target)
+                return target
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     except (OSError, RuntimeError) as error:  # urllib's URLError is an OSError
-        raise DatasetNotFoundError(f"{name}: not found under {root} and the download of {meta['url']} "
-                                   f"failed ({error}).\n{rebuild_hint(name, root)}") from error
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created and not any(parent.iterdir()):  # leave no empty root behind a failed download
-            parent.rmdir()
+        raise DatasetNotFoundError(f"{name}: not found in the data roots ({describe_roots(root)}) and "
+                                   f"the download of {meta['url']} failed ({error}).\n"
+                                   f"{rebuild_hint(name, root)}") from error
+
+
+def find_ogb_folder(name: str, root: Optional[PathLike] = None) -> Optional[Path]:
+    """OGB's folder of ``name`` in the first data root that has it, else in the download cache
+    (where downloads go when every root is read-only), else ``None``."""
+    found = find_in_roots(folder_name(name), root)
+    cached = cache_dir("ogb") / folder_name(name)
+    return found if found is not None else (cached if cached.is_dir() else None)
+
+
+class _AtomicOGBDataset(AtomicProcessing, PygGraphPropPredDataset):
+    """ogb's dataset with its processed file written under a temporary name, then renamed."""
+
+
+def _process_or_load(name: str, folder: Path, num_tasks: int,
+                     transform: Optional[Callable]) -> PygGraphPropPredDataset:
+    if not (folder / PROCESSED_FILE).is_file():
+        check_ogb_folder(folder, num_tasks)  # names a missing or corrupt raw file
+    with allow_pyg_pickles():
+        return _AtomicOGBDataset(name, root=str(folder.parent), transform=transform)
+
+
+def _open_dataset(name: str, folder: Path, num_tasks: int,
+                  transform: Optional[Callable]) -> PygGraphPropPredDataset:
+    """ogb's dataset of ``folder``, processed again (with a warning) when the raw files changed
+    since it was processed or its processed files cannot be read."""
+    processed, key = folder / PROCESSED_FILE.parent, folder / RAW_FINGERPRINT_FILE
+    fingerprint = raw_fingerprint(folder)
+    if processed.is_dir() and not (key.is_file() and key.read_text() == fingerprint):
+        if key.is_file():
+            warnings.warn(f"{folder}: raw files changed since they were processed; processing "
+                          f"them again", stacklevel=3)
+        shutil.rmtree(processed)  # without a record of its raw files it is not to be trusted
+    dataset = load_or_reprocess(processed, lambda: _process_or_load(name, folder, num_tasks, transform))
+    if not key.is_file():
+        with atomic_path(key) as partial:
+            partial.write_text(fingerprint)
+    return dataset
 
 
 def _evaluator(name: str, metric: str) -> Callable:
@@ -213,30 +291,21 @@ def _evaluator(name: str, metric: str) -> Callable:
 
 def load_ogb(name: str, root: Optional[PathLike] = None, download: bool = True,
              transform: Optional[Callable] = None) -> BenchmarkDataset:
-    """OGB molecule dataset ``name`` from ``<data root>/<ogb folder>`` with OGB's scaffold split
-    and ``ogb.graphproppred.Evaluator``; downloads it if missing and ``download`` is set."""
-    meta, root = ogb_meta(name), data_root(root)
-    folder = root / folder_name(name)
-    if not folder.is_dir():
+    """OGB molecule dataset ``name`` from the first data root holding its OGB folder, with OGB's
+    scaffold split and ``ogb.graphproppred.Evaluator``; downloads it if missing and ``download``
+    is set."""
+    meta = ogb_meta(name)
+    folder = find_ogb_folder(name, root)
+    if folder is None:
         if not download:
-            raise DatasetNotFoundError(f"{name}: {folder} not found.\n{rebuild_hint(name, root)}")
+            raise DatasetNotFoundError(f"{name}: no folder {folder_name(name)} in the data roots "
+                                       f"({describe_roots(root)}).\n{rebuild_hint(name, root)}")
         folder = download_ogb(name, root)
     marker = release_marker(name)
     if not (folder / marker).is_file() or not is_writable(folder):
         folder = _mirror(folder, marker)
-    processed = folder / PROCESSED_FILE
-    was_processed = processed.is_file()
     num_tasks = int(meta["num tasks"])
-    if not was_processed:
-        check_ogb_folder(folder, num_tasks)
-    with allow_pyg_pickles():
-        try:
-            dataset = PygGraphPropPredDataset(name, root=str(folder.parent), transform=transform)
-        except Exception as error:
-            if was_processed:
-                raise DatasetFileError(f"{processed}: cannot be loaded ({error}); delete it to "
-                                       f"process {folder} again") from error
-            raise
+    dataset = _open_dataset(name, folder, num_tasks, transform)
     try:
         split = dataset.get_idx_split()
     except Exception:

@@ -8,7 +8,6 @@ file's content and the options.
 """
 import hashlib
 import json
-import os
 import warnings
 import zlib
 from pathlib import Path
@@ -24,6 +23,7 @@ from torch_geometric.data import Data, InMemoryDataset
 from plstm_graph.data.benchmark import BenchmarkDataset, as_split
 from plstm_graph.data.errors import DatasetFileError
 from plstm_graph.data.featurize import featurize
+from plstm_graph.data.atomic import atomic_path
 from plstm_graph.data.root import PathLike, cache_dir
 from plstm_graph.data.scaffold import random_split, split_scaffold_groups
 
@@ -61,6 +61,8 @@ def read_smiles_csv(path: PathLike, smiles_column: Optional[str] = None,
     except (OSError, EOFError, zlib.error, UnicodeDecodeError, pd.errors.ParserError,
             pd.errors.EmptyDataError) as error:
         raise DatasetFileError(f"{path}: cannot read it as CSV ({error})") from error
+    if frame.empty:  # pandas reads a header-only file as an empty table
+        raise DatasetFileError(f"{path}: no data rows (only a header: {list(frame.columns)})")
     columns = [str(column) for column in frame.columns]
     frame.columns = columns
     if smiles_column is None:
@@ -194,12 +196,11 @@ class SmilesDataset(InMemoryDataset):
             split = random_split(len(rows), seed=options["seed"])
         meta = dict(as_split(split), rows=torch.tensor(rows, dtype=torch.long),
                     target_columns=table.target_columns)
-        # Written under temporary names, then renamed: a reader never sees half a file.
-        for final, write in ((self.processed_paths[1], lambda p: torch.save(meta, p)),
-                             (self.processed_paths[0], lambda p: self.save(data_list, p))):
-            partial_path = f"{final}.{os.getpid()}.tmp"
-            write(partial_path)
-            os.replace(partial_path, final)
+        # The data file last: the cache counts as complete once both files exist.
+        with atomic_path(self.processed_paths[1]) as partial:
+            torch.save(meta, partial)
+        with atomic_path(self.processed_paths[0]) as partial:
+            self.save(data_list, str(partial))
 
 
 def load_smiles_csv(path: PathLike, smiles_column: Optional[str] = None,

@@ -1,4 +1,5 @@
 import gzip
+import os
 import shutil
 import urllib.error
 
@@ -10,6 +11,7 @@ from ogb.graphproppred import Evaluator
 
 from plstm_graph.data import DatasetFileError, DatasetNotFoundError, get_dataset
 from plstm_graph.data import ogb as ogb_module
+from plstm_graph.data.root import ROOT_ENV
 
 
 def test_reads_ogbs_own_readonly_folder_without_marker(shared_data, data_cache):
@@ -100,12 +102,81 @@ def test_bad_split_file_is_named(bace_copy):
         get_dataset("ogbg-molbace", root=bace_copy.parent, download=False)
 
 
-def test_corrupt_processed_file_is_named(bace_copy):
+def test_corrupt_processed_file_is_processed_again_with_a_warning(bace_copy):
     get_dataset("ogbg-molbace", root=bace_copy.parent, download=False)
     processed = bace_copy / "processed" / "geometric_data_processed.pt"
     processed.write_bytes(processed.read_bytes()[:1000])
-    with pytest.raises(DatasetFileError, match=r"geometric_data_processed\.pt: cannot be loaded"):
+    with pytest.warns(UserWarning, match=r"processed: cannot be loaded .*processing the raw files again"):
+        ds = get_dataset("ogbg-molbace", root=bace_copy.parent, download=False)
+    assert len(ds.dataset) == 1513
+    processed.write_bytes(b"")  # what a kill during an older, non-atomic processing left
+    with pytest.warns(UserWarning, match="cannot be loaded"):
+        assert len(get_dataset("ogbg-molbace", root=bace_copy.parent, download=False).dataset) == 1513
+
+
+def test_processing_killed_midway_leaves_no_processed_file(bace_copy, monkeypatch):
+    real_save = torch.save
+
+    def save_half_then_die(obj, path, *args, **kwargs):
+        real_save(obj, path, *args, **kwargs)
+        with open(path, "r+b") as file:
+            file.truncate(100)
+        raise KeyboardInterrupt  # stands for SIGKILL: nothing after this line runs
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "save", save_half_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            get_dataset("ogbg-molbace", root=bace_copy.parent, download=False)
+    processed = bace_copy / "processed"
+    assert not (processed / "geometric_data_processed.pt").exists()
+    assert [path.name for path in processed.iterdir()] == []
+    assert len(get_dataset("ogbg-molbace", root=bace_copy.parent, download=False).dataset) == 1513
+
+
+def test_changed_raw_files_are_processed_again(bace_copy):
+    ds = get_dataset("ogbg-molbace", root=bace_copy.parent, download=False)
+    labels = bace_copy / "raw" / "graph-label.csv.gz"
+    flipped = 1 - ds.dataset.y[:, 0]
+    labels.write_bytes(gzip.compress("".join(f"{int(y)}\n" for y in flipped).encode()))
+    with pytest.warns(UserWarning, match="raw files changed since they were processed"):
+        ds = get_dataset("ogbg-molbace", root=bace_copy.parent, download=False)
+    torch.testing.assert_close(ds.dataset.y[:, 0], flipped)
+    # A corrupted raw file is named, never hidden behind the processed data of the old one.
+    edges = bace_copy / "raw" / "edge-feat.csv.gz"
+    edges.write_bytes(edges.read_bytes()[:500])
+    with pytest.warns(UserWarning, match="raw files changed"), \
+            pytest.raises(DatasetFileError, match=r"raw/edge-feat\.csv\.gz: not a readable gzip"):
         get_dataset("ogbg-molbace", root=bace_copy.parent, download=False)
+
+
+def test_several_roots_are_searched_in_order(shared_data, rebuilt_root, tmp_path, monkeypatch):
+    # TU raw files in the read-only shared folder, OGB folders rebuilt elsewhere: one root list.
+    monkeypatch.setenv(ROOT_ENV, os.pathsep.join([str(shared_data), str(rebuilt_root)]))
+    assert len(get_dataset("PTC_MR").dataset) == 344
+    assert str(get_dataset("ogbg-molbbbp", download=False).dataset.root).startswith(str(rebuilt_root))
+    # A missing dataset: rebuild into the writable root, never into the read-only one.
+    monkeypatch.setenv(ROOT_ENV, os.pathsep.join([str(shared_data), str(tmp_path)]))
+    with pytest.raises(DatasetNotFoundError, match=rf"--root {tmp_path}\n") as error:
+        get_dataset("ogbg-molhiv", download=False)
+    assert f"--root {shared_data}" not in str(error.value)
+    # Only read-only roots: the hint names a writable folder and how to add it to the list.
+    with pytest.raises(DatasetNotFoundError) as error:
+        get_dataset("ogbg-molhiv", root=shared_data, download=False)
+    assert f"--root {shared_data}" not in str(error.value)
+    assert f"--data-root {shared_data}{os.pathsep}" in str(error.value)
+
+
+def test_a_missing_root_is_named_and_not_created(tmp_path, monkeypatch):
+    def no_network(url, folder, log=True):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(ogb_module.ogb_url, "download_url", no_network)
+    root = tmp_path / "no" / "such"
+    with pytest.raises(DatasetNotFoundError, match=rf"data roots \({root} \(does not exist\)\)"):
+        get_dataset("ogbg-molbace", root=root)
+    with pytest.raises(DatasetNotFoundError, match=r"\(does not exist\)"):
+        get_dataset("ogbg-molbace", root=root, download=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_labels_match_the_mapping(rebuilt_root):

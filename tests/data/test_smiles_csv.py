@@ -106,3 +106,11 @@ def test_processed_dataset_is_cached(csv, monkeypatch):
     copy.write_text(csv.read_text().replace("CCO,", "CCCO,", 1))
     with pytest.raises(AssertionError, match="processed again"):  # other content, other cache entry
         SmilesDataset(copy, "SMILES", ["logS"], split="random", seed=7)
+
+
+def test_header_only_csv_is_named(tmp_path):
+    path = tmp_path / "header.csv"
+    path.write_text("SMILES,active\n")
+    with pytest.raises(DatasetFileError, match=r"header\.csv: no data rows \(only a header"):
+        load_smiles_csv(path, "SMILES", ["active"])
+

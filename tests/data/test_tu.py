@@ -1,5 +1,6 @@
 import shutil
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,3 +122,21 @@ def test_any_tu_name_downloads_or_says_where_files_go(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(DatasetNotFoundError, match="no raw files"):
         get_dataset("tu:ENZYMES", root=tmp_path, download=False)
+
+
+def test_a_missing_root_is_named_and_not_created(tmp_path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(tu_module.TUDataset, "download", no_network)
+    root = tmp_path / "no" / "such"
+    with pytest.raises(DatasetNotFoundError, match=rf"data roots \({root} \(does not exist\)\)"):
+        get_dataset("tu:ENZYMES", root=root)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreadable_processed_file_is_processed_again(mutag_raw):
+    processed = Path(get_dataset("MUTAG", root=mutag_raw.parents[1]).dataset.processed_dir) / "data.pt"
+    processed.write_bytes(b"")  # what a process killed while writing it would leave without atomic writes
+    with pytest.warns(UserWarning, match="cannot be loaded"):
+        assert len(get_dataset("MUTAG", root=mutag_raw.parents[1]).dataset) == 188
