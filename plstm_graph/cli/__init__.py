@@ -1,14 +1,17 @@
-"""The ``plstm-graph`` command line: one module per subcommand group.
+"""The ``plstm-graph`` command line (also ``python -m plstm_graph``): one module per subcommand.
 
 Each module in :data:`COMMANDS` exposes ``add_parser(subparsers)``, which registers its
 subcommand(s) and sets ``func`` (called with the parsed namespace, returning an exit code).
+Every subcommand reports expected failures the same way: one line on stderr,
+``plstm-graph <command>: error: <message>``, and exit code 2 (argparse's own convention);
+Ctrl-C exits with 130 after saying how to continue.
 """
 import argparse
 import importlib
 import sys
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("data", "train", "evaluate", "compare")
+COMMANDS = ("data", "models", "train", "evaluate", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,13 +25,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def fail(command: str, message) -> int:
+    print(f"plstm-graph {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    return args.func(args) or 0
+    command = args.command if args.command != "data" else f"data {args.data_command}"
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        hint = getattr(args, "on_interrupt", None)
+        print("\ninterrupted" + (f": {hint(args)}" if hint else ""), file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError) as error:
+        return fail(command, error)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
 """``plstm-graph compare``: several models on the same datasets, splits and seeds."""
 from pathlib import Path
 
-from ..nn.models import MIXERS
-from .train import TRAINING_OPTIONS, add_training_options, setup_torch
+from .train import TRAINING_OPTIONS, add_training_options, registered_models, setup_torch
 
 
 def _names(text: str) -> list[str]:
@@ -17,6 +16,7 @@ def _seeds(text: str) -> list[int]:
 
 
 def add_parser(subparsers) -> None:
+    models = registered_models()
     parser = subparsers.add_parser(
         "compare", help="train several models on the same data and tabulate them",
         description="Train every model on every dataset with every seed (same splits), then "
@@ -24,35 +24,32 @@ def add_parser(subparsers) -> None:
                     "(bar plot). Finished runs in OUT are reused and interrupted ones resumed.")
     parser.add_argument("--dataset", required=True,
                         help="dataset name, or several separated by commas")
-    parser.add_argument("--models", default=",".join(MIXERS),
-                        help=f"comma-separated models among {', '.join(MIXERS)} (default: all)")
+    parser.add_argument("--models", default=",".join(models),
+                        help=f"comma-separated models among {', '.join(models)} (default: all)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     parser.add_argument("--out", default="runs/compare", help="output folder (default runs/compare)")
     add_training_options(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, on_interrupt=lambda args: (
+        f"rerun the same command to continue; finished runs in {args.out} are reused and the "
+        f"interrupted one resumes"))
 
 
 def run(args) -> int:
     from ..train.compare import JSON, PLOT, TABLE, compare, markdown_table
-    try:
-        setup_torch(args)
-        models = _names(args.models)
-        unknown = [model for model in models if model not in MIXERS]
-        if unknown or not models:
-            raise ValueError(f"--models: unknown {', '.join(unknown) or '(none given)'}; "
-                             f"valid models: {', '.join(MIXERS)}")
-        settings = {key: getattr(args, key) for key in TRAINING_OPTIONS
-                    if getattr(args, key) is not None}
-        rows = compare(_names(args.dataset), models, _seeds(args.seeds), args.out,
-                       progress=not args.no_progress, **settings)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: rerun the same command to continue; finished runs in {args.out} "
-              f"are reused and the interrupted one resumes")
-        return 130
-    except (ValueError, FileNotFoundError) as error:
-        print(f"plstm-graph compare: error: {error}")
-        return 2
+    setup_torch(args)
+    models, valid = _names(args.models), registered_models()
+    unknown = [model for model in models if model not in valid]
+    if unknown or not models:
+        raise ValueError(f"--models: unknown {', '.join(unknown) or '(none given)'}; "
+                         f"valid models: {', '.join(valid)}")
+    datasets = _names(args.dataset)
+    if not datasets:
+        raise ValueError("--dataset: give at least one dataset name")
+    settings = {key: getattr(args, key) for key in TRAINING_OPTIONS
+                if getattr(args, key) is not None}
+    rows = compare(datasets, models, _seeds(args.seeds), args.out,
+                   progress=not args.no_progress, **settings)
     print(markdown_table(rows), end="")
     out = Path(args.out)
     print(f"wrote {out / TABLE}, {out / JSON} and {out / PLOT}")
-    return 0
+    return 1 if any(row.get("status") == "diverged" for row in rows) else 0

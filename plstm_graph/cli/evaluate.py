@@ -22,11 +22,7 @@ def run(args) -> int:
 
     from ..train.run import evaluate_run
     torch.set_num_threads(max(1, args.threads))
-    try:
-        result = evaluate_run(args.run_dir, device=args.device)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"plstm-graph evaluate: error: {error}")
-        return 2
+    result = evaluate_run(args.run_dir, device=args.device)
     metric = result["metric"]
     print(f"{result['model']} on {result['dataset']} ({metric}, best-validation checkpoint)")
     print(f"{'fold':>4}  {'epoch':>5}  {'train':>8}  {'valid':>8}  {'test':>8}")

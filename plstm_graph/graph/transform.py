@@ -6,6 +6,7 @@ from torch_geometric.transforms import BaseTransform
 from .line_graph import MODES, LineGraph, build_line_graph
 from .orientation import ORIENTATIONS, check_acyclic
 from .prepare import orient_dag, prepare_dag
+from .validation import check_one_of
 
 
 def _key(mode: str, reverse: bool) -> str:
@@ -65,25 +66,35 @@ class PrepareDAG(BaseTransform):
         modes: which line graphs to store (``"P"`` and/or ``"D"``).
         reverse: also store the line graphs of the reversed DAG.
         orientation: ``"index"`` or ``"given"`` (see :func:`~plstm_graph.prepare_dag`).
+        line_graphs: exactly the ``(mode, reverse)`` pairs to store, instead of ``modes`` x
+            ``reverse`` (what a model declares it reads, see
+            :meth:`~plstm_graph.nn.GraphModel.transform`).
     """
 
-    def __init__(self, modes=("P", "D"), reverse: bool = True, orientation: str = "index"):
-        modes = tuple(modes)
-        if not modes or any(mode not in MODES for mode in modes):
-            raise ValueError(f"modes must be a non-empty subset of {MODES}, got {modes!r}")
-        if orientation not in ORIENTATIONS:
-            raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}")
-        self.modes, self.reverse, self.orientation = modes, reverse, orientation
+    def __init__(self, modes=("P", "D"), reverse: bool = True, orientation: str = "index",
+                 line_graphs=None):
+        if line_graphs is None:
+            modes = tuple(modes)
+            if not modes or any(mode not in MODES for mode in modes):
+                raise ValueError(f"modes must be a non-empty subset of {MODES}, got {modes!r}")
+            line_graphs = [(mode, flip) for flip in ((False, True) if reverse else (False,))
+                           for mode in modes]
+        line_graphs = tuple(dict.fromkeys((mode, bool(flip)) for mode, flip in line_graphs))
+        if not line_graphs or any(mode not in MODES for mode, _ in line_graphs):
+            raise ValueError(f"line_graphs must be non-empty (mode, reverse) pairs with a mode in "
+                             f"{MODES}, got {line_graphs!r}")
+        check_one_of(orientation, "orientation", ORIENTATIONS)
+        self.line_graphs, self.orientation = line_graphs, orientation
 
     def structures(self, edge_index, num_nodes: int) -> dict:
         """The attributes :class:`DAGData` stores, for one graph or a disjoint union."""
         dag_edge_index, edge_id, depth = orient_dag(edge_index, num_nodes, self.orientation)
         out = {"dag_edge_index": dag_edge_index, "dag_edge_id": edge_id}
-        for reverse in (False, True) if self.reverse else (False,):
+        for reverse in dict.fromkeys(flip for _, flip in self.line_graphs):
             edges = dag_edge_index.flip(0) if reverse else dag_edge_index
             if reverse:
                 depth = check_acyclic(edges, num_nodes)  # once per direction, for every mode
-            for mode in self.modes:
+            for mode in (mode for mode, flip in self.line_graphs if flip == reverse):
                 graph = build_line_graph(edges, edge_id, num_nodes, mode, depth=depth)
                 key = _key(mode, reverse)
                 out[f"{key}_line_index"], out[f"{key}_edge_level"] = graph.line_index, graph.edge_level
@@ -103,6 +114,11 @@ class PrepareDAG(BaseTransform):
         return prepared
 
     def _forward_chunk(self, chunk: list) -> list:
+        for data in chunk:
+            edge_attr = getattr(data, "edge_attr", None)
+            if edge_attr is not None and edge_attr.size(0) != data.edge_index.size(1):
+                raise ValueError(f"edge_attr has {edge_attr.size(0)} rows but edge_index has "
+                                 f"{data.edge_index.size(1)} columns: one row per edge is needed")
         num_nodes = torch.tensor([data.num_nodes for data in chunk])
         num_inputs = torch.tensor([data.edge_index.size(1) for data in chunk])
         node_offset = torch.cumsum(num_nodes, 0) - num_nodes
@@ -137,5 +153,5 @@ class PrepareDAG(BaseTransform):
         return prepared
 
     def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}(modes={list(self.modes)}, reverse={self.reverse}, "
+        return (f"{self.__class__.__name__}(line_graphs={list(self.line_graphs)}, "
                 f"orientation={self.orientation!r})")

@@ -48,7 +48,7 @@ def check_one_of(value, name: str, choices) -> None:
     """Raise ``ValueError`` unless ``value`` is one of ``choices`` (naming ``name``)."""
     choices = tuple(choices)
     if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
 
 
 def check_positive_int(value, name: str) -> int:

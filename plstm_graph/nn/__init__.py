@@ -1,8 +1,14 @@
-"""Neural-network modules: layers, blocks and models."""
+"""Neural-network modules: layers, blocks, models and the model registry."""
 from .plstm_block import PLSTMBlock, plstm_layer_plan
 from .residual_block import ResidualBlock, mlp
 from .plstm_conv import PLSTMConv
 from .conv_block import ConvBlock
 from .graph_transformer import GraphAttention, GraphTransformerBlock
 from .encoders import DegreeEncoding, FeatureEncoder
-from .models import MIXERS, GraphModel, count_parameters
+from .registry import BlockInputs, ModelSpec, get_model, model_names, register_model
+from .models import POOLINGS, GraphModel, count_parameters
+
+__all__ = ["BlockInputs", "ConvBlock", "DegreeEncoding", "FeatureEncoder", "GraphAttention",
+           "GraphModel", "GraphTransformerBlock", "ModelSpec", "PLSTMBlock", "PLSTMConv", "POOLINGS",
+           "ResidualBlock", "count_parameters", "get_model", "mlp", "model_names",
+           "plstm_layer_plan", "register_model"]

@@ -1,5 +1,6 @@
 """Atomic checkpoint files and the random-number-generator states a resumed run needs."""
 import json
+import math
 import os
 import random
 import tempfile
@@ -7,6 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -20,6 +27,8 @@ def _atomic_write(path: Path, write) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp creates 0600 files; give the file the mode any other new file gets.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -41,9 +50,25 @@ def write_text(text: str, path) -> None:
     _atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
+def json_safe(value):
+    """NaN and infinities as ``null``, so every JSON file of a run is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def json_line(record: dict) -> str:
+    """One ``.jsonl`` line (strict JSON: NaN as ``null``)."""
+    return json.dumps(json_safe(record), allow_nan=False) + "\n"
+
+
 def write_json(obj, path) -> None:
-    """Pretty JSON, atomically."""
-    write_text(json.dumps(obj, indent=2) + "\n", path)
+    """Pretty, strict JSON (NaN as ``null``), atomically."""
+    write_text(json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n", path)
 
 
 def read_json(path):
@@ -71,7 +96,3 @@ def set_rng_states(states: dict, generator: torch.Generator | None = None) -> No
         generator.set_state(states["generator"])
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)

@@ -7,20 +7,27 @@ import numpy as np
 from .checkpoint import write_json, write_text
 from .config import TrainConfig
 from .plots import plot_comparison
+from .data import DataCache
 from .run import run_training
 
 TABLE, JSON, PLOT = "results.md", "results.json", "results.png"
 
 
 def test_values(summary: dict) -> list[float]:
-    """The test metric of every fold of a run summary (one value without folds)."""
-    if "per_fold" in summary:
-        return [row["test"] for row in summary["per_fold"]]
-    return [summary["test"]]
+    """The test metric of every fold of a run summary (one value without folds; NaN where a
+    run diverged before its first epoch)."""
+    rows = summary["per_fold"] if "per_fold" in summary else [summary]
+    return [float("nan") if row["test"] is None else row["test"] for row in rows]
 
 
-def seconds_per_epoch(summary: dict) -> float:
+def seconds_per_epoch(summary: dict) -> float | None:
     return summary.get("seconds_per_epoch", summary.get("seconds_per_epoch_mean"))
+
+
+def mean_seconds(summaries: list[dict]) -> float | None:
+    """Mean seconds per epoch over the runs that trained at least one epoch."""
+    values = [v for v in map(seconds_per_epoch, summaries) if v is not None and v == v]
+    return sum(values) / len(values) if values else None
 
 
 def compare(datasets, models, seeds, out_dir, progress: bool = True, **settings) -> list[dict]:
@@ -34,21 +41,29 @@ def compare(datasets, models, seeds, out_dir, progress: bool = True, **settings)
     Returns one row per (dataset, model): test mean ± std over every fold of every seed.
     """
     out_dir = Path(out_dir)
+    cache = DataCache()
+    # Every setting and dataset is checked before the first run starts.
+    configs = {(dataset, model, seed): TrainConfig(dataset=dataset, model=model, seed=seed,
+                                                   **settings)
+               for dataset in datasets for model in models for seed in seeds}
+    for dataset in datasets:
+        cache.dataset(dataset, settings.get("data_root"))
     rows = []
     for dataset in datasets:
         for model in models:
-            summaries = []
-            for seed in seeds:
-                config = TrainConfig(dataset=dataset, model=model, seed=seed, **settings)
-                summaries.append(run_training(config, out_dir / dataset / model / f"seed_{seed}",
-                                              progress=progress))
+            summaries = [run_training(configs[dataset, model, seed],
+                                      out_dir / dataset / model / f"seed_{seed}",
+                                      progress=progress, cache=cache)
+                         for seed in seeds]
+            diverged = any(s.get("status") == "diverged" for s in summaries)
             values = np.array([v for s in summaries for v in test_values(s)], dtype=float)
             rows.append({"dataset": dataset, "model": model, "metric": summaries[0]["metric"],
                          "parameters": summaries[0]["parameters"], "seeds": list(seeds),
-                         "runs": len(values), "test_mean": float(values.mean()),
-                         "test_std": float(values.std()),
-                         "seconds_per_epoch": float(np.mean([seconds_per_epoch(s)
-                                                             for s in summaries]))})
+                         "status": "diverged" if diverged else "finished",
+                         "runs": len(values),
+                         "test_mean": None if diverged else float(values.mean()),
+                         "test_std": None if diverged else float(values.std()),
+                         "seconds_per_epoch": mean_seconds(summaries)})
             write_results(rows, out_dir, settings)
     return rows
 
@@ -57,9 +72,11 @@ def markdown_table(rows: list[dict]) -> str:
     lines = ["| dataset | metric | model | parameters | test (mean ± std) | runs | s / epoch |",
              "|---|---|---|---:|---|---:|---:|"]
     for row in rows:
+        test = ("diverged" if row.get("status") == "diverged"
+                else f"{row['test_mean']:.4f} ± {row['test_std']:.4f}")
+        seconds = "-" if row["seconds_per_epoch"] is None else f"{row['seconds_per_epoch']:.2f}"
         lines.append(f"| {row['dataset']} | {row['metric']} | {row['model']} | "
-                     f"{row['parameters']:,} | {row['test_mean']:.4f} ± {row['test_std']:.4f} | "
-                     f"{row['runs']} | {row['seconds_per_epoch']:.2f} |")
+                     f"{row['parameters']:,} | {test} | {row['runs']} | {seconds} |")
     return "\n".join(lines) + "\n"
 
 
@@ -72,6 +89,8 @@ def write_results(rows: list[dict], out_dir: Path, settings: dict) -> None:
     write_json({"settings": settings, "rows": rows}, out_dir / JSON)
     results = {}
     for row in rows:
+        if row.get("status") == "diverged":
+            continue  # a diverged run has no score to draw
         results.setdefault(f"{row['dataset']}\n({row['metric']})", {})[row["model"]] = (
             row["test_mean"], row["test_std"])
     plot_comparison(results, out_dir / PLOT, ylabel="test metric (mean ± std)")

@@ -2,32 +2,47 @@
 import dataclasses
 from dataclasses import dataclass
 
-from ..nn.models import MIXERS, POOLINGS
+from ..graph.validation import check_one_of, check_positive_int
+from ..nn.models import POOLINGS
+from ..nn.registry import get_model, model_names
+from .defaults import PRESETS, defaults_for
 
-#: Pooling per model when not given: the pLSTM paper pools pLSTM by mean, baselines by sum.
-DEFAULT_POOLING = {"plstm": "mean", "attention": "mean", "gin": "sum", "gcn": "sum", "gat": "sum"}
+
+def check_device(device: str) -> None:
+    """``ValueError`` for a device this torch cannot use (checked before any work starts)."""
+    import torch
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device: {device!r} is not a torch device ({error})") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} asked for, but this torch has no usable CUDA "
+                         f"(torch.cuda.is_available() is False); use --device cpu")
 
 
 @dataclass
 class TrainConfig:
     """Everything that determines a run; equal configs give equal runs (on the same machine).
 
-    ``warmup_epochs`` defaults to 5 % of the epochs capped at 5 (the TU protocol's 5 of 100);
-    ``folds`` is how many folds of a k-fold dataset to run (``None``: fold 0 only);
-    ``limit`` cuts every split to its first ``limit`` graphs (quick checks).
+    Settings left ``None`` are resolved from :func:`~plstm_graph.train.defaults.defaults_for`
+    (the dataset family's and the model's defaults, then ``preset``); the resolved values are
+    what ``config.json`` records. ``warmup_epochs`` defaults to 5 % of the epochs capped at 5;
+    ``folds`` is how many folds of a k-fold dataset to run (``None``: fold 0 only); ``limit``
+    cuts every split to its first ``limit`` graphs (quick checks).
     """
 
     dataset: str = "tpsa"
     model: str = "plstm"
-    epochs: int = 5
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.01
+    preset: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
     warmup_epochs: float | None = None
-    clip: float = 1.0
-    hidden: int = 64
-    layers: int = 4
-    heads: int = 4
+    clip: float | None = None
+    hidden: int | None = None
+    layers: int | None = None
+    heads: int | None = None
     pooling: str | None = None
     seed: int = 0
     folds: int | None = None
@@ -36,20 +51,20 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self):
-        if self.model not in MIXERS:
-            raise ValueError(f"model must be one of {', '.join(MIXERS)}; got {self.model!r}")
+        check_one_of(self.model, "model", model_names())
+        if self.preset is not None:
+            check_one_of(self.preset, "preset", PRESETS)
+        for name, value in defaults_for(self.dataset, self.model, self.preset).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         if self.pooling is None:
-            self.pooling = DEFAULT_POOLING[self.model]
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {self.pooling!r}")
+            self.pooling = get_model(self.model).default_pooling
+        check_one_of(self.pooling, "pooling", POOLINGS)
         for name in ("epochs", "batch_size", "hidden", "layers", "heads"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(getattr(self, name), name)
         for name in ("folds", "limit"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            if getattr(self, name) is not None:
+                check_positive_int(getattr(self, name), name)
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if self.warmup_epochs is None:
@@ -57,6 +72,10 @@ class TrainConfig:
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}], "
                              f"got {self.warmup_epochs!r}")
+        check_device(self.device)
+        if self.hidden % self.heads or (self.hidden // self.heads) % 2:
+            raise ValueError(f"heads must divide hidden ({self.hidden}) into even sizes per head, "
+                             f"got heads={self.heads}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

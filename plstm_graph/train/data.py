@@ -35,9 +35,28 @@ class PreparedGraphs:
         return [self[i] for i in indices]
 
 
-def transform_for(model: str):
-    """pLSTM models need the line graphs (P and D mode, both directions); the others nothing."""
-    return PrepareDAG(modes=("P", "D"), reverse=True) if model == "plstm" else None
+class DataCache:
+    """Datasets and their prepared graphs, kept for the runs that share this object (a
+    comparison's models and seeds) instead of in process-wide caches."""
+
+    def __init__(self):
+        self._datasets: dict = {}
+        self._graphs: dict = {}
+
+    def dataset(self, name: str, root=None):
+        """:func:`plstm_graph.data.get_dataset`, loaded once per cache."""
+        key = (name, None if root is None else str(root))
+        if key not in self._datasets:
+            from ..data import get_dataset
+            self._datasets[key] = get_dataset(name, root=root)
+        return self._datasets[key]
+
+    def graphs(self, spec, transform) -> PreparedGraphs:
+        """``spec.dataset`` prepared by ``transform`` (one object per distinct transform)."""
+        key = (id(spec), repr(transform))
+        if key not in self._graphs:
+            self._graphs[key] = (spec, PreparedGraphs(spec.dataset, transform))
+        return self._graphs[key][1]
 
 
 @dataclass

@@ -6,38 +6,27 @@ Layout of ``run_dir``::
     last.pt, best.pt                 checkpoints (single split), or fold_<k>/... per fold
     metrics.jsonl, learning_curve.png, summary.json
 """
-import functools
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch_geometric.loader import DataLoader
 
+from . import distributed
+from .callbacks import BEST, CURVE, SUMMARY, EpochHook, LearningCurve, ProgressBar, RunFolder
 from .checkpoint import load_checkpoint, read_json, write_json
 from .config import TrainConfig
-from .data import PreparedGraphs, make_splits, transform_for
+from .data import DataCache, PreparedGraphs, make_splits
 from .tasks import Task, score
-from .trainer import BEST, SUMMARY, Trainer, build_model, predict
+from .trainer import Trainer, batches, build_model, predict
 
 CONFIG = "config.json"
 
 
-@functools.lru_cache(maxsize=8)
-def load_dataset(name: str, root: str | None = None):
-    """:func:`plstm_graph.data.get_dataset`, loaded once per process."""
-    from ..data import get_dataset
-    return get_dataset(name, root=root)
-
-
-@functools.lru_cache(maxsize=8)
-def _prepared(spec, needs_dag: bool) -> PreparedGraphs:
-    return PreparedGraphs(spec.dataset, transform_for("plstm" if needs_dag else None))
-
-
-def prepared_graphs(spec, model: str) -> PreparedGraphs:
-    """The dataset's graphs as ``model`` needs them, shared by every run of this process."""
-    return _prepared(spec, model == "plstm")
+def prepared_graphs(spec, config: TrainConfig, cache: DataCache | None = None) -> PreparedGraphs:
+    """The dataset's graphs with the line graphs ``config.model`` reads (and no others)."""
+    transform = build_model(config, spec).transform()
+    return (cache or DataCache()).graphs(spec, transform)
 
 
 def folds_of(config: TrainConfig, spec) -> list[int | None]:
@@ -61,17 +50,22 @@ def aggregate(config: TrainConfig, spec, fold_summaries: list[dict]) -> dict:
     """Mean and standard deviation (over folds, ``ddof=0``) of the per-fold summaries."""
     summary = {"dataset": config.dataset, "model": config.model, "metric": spec.metric,
                "higher_is_better": spec.higher_is_better, "folds": len(fold_summaries),
-               "parameters": fold_summaries[0]["parameters"]}
+               "parameters": fold_summaries[0]["parameters"],
+               "world_size": fold_summaries[0].get("world_size", 1),
+               "status": ("diverged" if any(s.get("status") == "diverged" for s in fold_summaries)
+                          else "finished")}
     for key in ("train", "valid", "test", "seconds_per_epoch"):
-        values = np.array([s[key] for s in fold_summaries], dtype=float)
+        values = np.array([np.nan if s[key] is None else s[key] for s in fold_summaries],
+                          dtype=float)
         summary[f"{key}_mean"], summary[f"{key}_std"] = float(values.mean()), float(values.std())
-    summary["per_fold"] = [{key: s[key] for key in ("best_epoch", "train", "valid", "test")}
+    summary["per_fold"] = [{key: s.get(key) for key in ("best_epoch", "train", "valid", "test",
+                                                         "status")}
                            for s in fold_summaries]
     return summary
 
 
 def check_config(run_dir: Path, config: TrainConfig) -> None:
-    """Writes ``config.json``, or checks that the folder's one is ``config``."""
+    """Raises unless ``run_dir`` is new or holds a run of ``config`` (nothing is written)."""
     path = run_dir / CONFIG
     if path.exists():
         saved = TrainConfig.from_dict(read_json(path))
@@ -81,25 +75,32 @@ def check_config(run_dir: Path, config: TrainConfig) -> None:
             raise ValueError(f"run folder {run_dir} holds a run with other settings "
                              f"({', '.join(changed)}); resume it with --resume {run_dir} or "
                              f"choose another --out")
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(config.to_dict(), path)
 
 
 def run_training(config: TrainConfig, run_dir, progress: bool = True, on_epoch_end=None,
-                 spec=None) -> dict:
+                 spec=None, cache: DataCache | None = None) -> dict:
     """Trains ``config`` in ``run_dir`` (continuing whatever the folder already holds) and
     returns its summary; for k-fold datasets one sub-run per fold and the mean ± std.
 
+    The run folder is created when training starts (not when the data or the settings fail).
+    Under ``torchrun`` every process calls this; rank 0 alone writes the folder.
+
     Args:
         spec: the dataset object; loaded with :func:`plstm_graph.data.get_dataset` if ``None``.
-        on_epoch_end: ``on_epoch_end(epoch, record)`` hook (see :class:`Trainer`).
+        on_epoch_end: ``on_epoch_end(epoch, record)`` hook, after the epoch is saved.
+        cache: datasets and prepared graphs shared with other runs (a comparison's).
     """
     run_dir = Path(run_dir)
-    spec = spec if spec is not None else load_dataset(config.dataset, config.data_root)
+    cache = cache or DataCache()
+    spec = spec if spec is not None else cache.dataset(config.dataset, config.data_root)
     folds = folds_of(config, spec)
     check_config(run_dir, config)
-    graphs = prepared_graphs(spec, config.model)
+    graphs = prepared_graphs(spec, config, cache)
+    context = distributed.init(config.device)
+    if context.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / CONFIG).exists():
+            write_json(config.to_dict(), run_dir / CONFIG)
     summaries = []
     for fold in folds:
         out = fold_dir(run_dir, fold)
@@ -107,14 +108,25 @@ def run_training(config: TrainConfig, run_dir, progress: bool = True, on_epoch_e
             summaries.append(read_json(out / SUMMARY))
             continue
         desc = f"{config.model} on {config.dataset}" + ("" if fold is None else f" fold {fold}")
-        trainer = Trainer(config, spec, make_splits(spec, graphs, fold, config.limit), out,
-                          progress=progress, on_epoch_end=on_epoch_end, desc=desc)
-        summaries.append(trainer.fit())
+        callbacks = [RunFolder(out), LearningCurve(out / CURVE, title=desc)]
+        if progress and context.is_main:
+            callbacks.append(ProgressBar(desc))
+        if on_epoch_end is not None:
+            callbacks.append(EpochHook(on_epoch_end))
+        trainer = Trainer(config, spec, make_splits(spec, graphs, fold, config.limit), callbacks,
+                          context=context)
+        summary = trainer.fit()
+        summary["run_dir"] = str(out)
+        summaries.append(summary)
+        if summary["status"] == "diverged":
+            break
+    distributed.barrier(context)
     if folds == [None]:
         return summaries[0]
     summary = aggregate(config, spec, summaries)
     summary["run_dir"] = str(run_dir)
-    write_json(summary, run_dir / SUMMARY)
+    if context.is_main:
+        write_json(summary, run_dir / SUMMARY)
     return summary
 
 
@@ -135,9 +147,10 @@ def evaluate_run(run_dir, spec=None, device: str | None = None) -> dict:
     config = load_config(run_dir)
     if device is not None:
         config.device = device
-    spec = spec if spec is not None else load_dataset(config.dataset, config.data_root)
-    graphs = prepared_graphs(spec, config.model)
-    task = Task(spec.task_type, spec.num_tasks)
+    cache = DataCache()
+    spec = spec if spec is not None else cache.dataset(config.dataset, config.data_root)
+    graphs = prepared_graphs(spec, config, cache)
+    task = Task(spec.task_type, spec.num_tasks, getattr(spec, "task_level", "graph"))
     runs = []
     for fold in folds_of(config, spec):
         path = fold_dir(run_dir, fold) / BEST
@@ -149,7 +162,7 @@ def evaluate_run(run_dir, spec=None, device: str | None = None) -> dict:
         model.to(config.device)
         row = {"fold": fold, "epoch": checkpoint["epoch"]}
         for name, split in make_splits(spec, graphs, fold, config.limit):
-            loader = DataLoader(split, batch_size=config.batch_size)
+            loader = batches(split, config.batch_size)
             row[name] = score(spec, *predict(model, loader, task, torch.device(config.device))) \
                 if split else math.nan
         runs.append(row)

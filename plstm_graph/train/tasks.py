@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..graph.validation import check_one_of
+
 TASK_TYPES = ("binary classification", "multiclass classification", "regression")
 
 
@@ -18,16 +20,24 @@ class Task:
     * regression: ``[B, T]`` targets (NaN = missing), MSE in units of the training targets'
       standard deviation (``scale``), so the loss is O(1) whatever the units.
 
+    Node-level tasks (``task_level="node"``) have one target per node; multiclass node labels
+    of ``-1`` (no label) are left out of the loss.
+
     Args:
         task_type: one of :data:`TASK_TYPES`.
         num_tasks: output columns (binary / regression) or classes (multiclass).
+        task_level: ``"graph"`` or ``"node"``.
     """
 
-    def __init__(self, task_type: str, num_tasks: int):
-        if task_type not in TASK_TYPES:
-            raise ValueError(f"task_type must be one of {TASK_TYPES}, got {task_type!r}")
-        self.task_type, self.num_tasks = task_type, num_tasks
+    def __init__(self, task_type: str, num_tasks: int, task_level: str = "graph"):
+        check_one_of(task_type, "task_type", TASK_TYPES)
+        check_one_of(task_level, "task_level", ("graph", "node"))
+        self.task_type, self.num_tasks, self.task_level = task_type, num_tasks, task_level
         self.scale = None
+
+    @property
+    def node_level(self) -> bool:
+        return self.task_level == "node"
 
     @property
     def multiclass(self) -> bool:
@@ -53,7 +63,7 @@ class Task:
     def loss(self, pred: Tensor, y: Tensor) -> Tensor:
         y = self.targets(y)
         if self.multiclass:
-            return F.cross_entropy(pred, y)
+            return F.cross_entropy(pred, y, ignore_index=-1)
         known = ~torch.isnan(y)
         if self.task_type == "binary classification":
             return F.binary_cross_entropy_with_logits(pred[known], y[known])
@@ -62,11 +72,12 @@ class Task:
         return diff[known].pow(2).mean()
 
 
-def score(dataset, y_true: Tensor, y_pred: Tensor) -> float:
+def score(dataset, y_true: Tensor, y_pred: Tensor, root_mask: Tensor | None = None) -> float:
     """The dataset's own metric (``dataset.evaluate``); NaN where it is undefined (e.g. ROC-AUC
-    on a batch with a single class)."""
+    on a batch with a single class). Node-level datasets also get the roots of their graphs."""
     try:
-        value = dataset.evaluate(y_true, y_pred)
+        value = (dataset.evaluate(y_true, y_pred) if root_mask is None
+                 else dataset.evaluate(y_true, y_pred, root_mask=root_mask))
     except (RuntimeError, ValueError, ZeroDivisionError):
         return math.nan
     value = float(value)

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from plstm_graph.cli import main
-from plstm_graph.train import run as run_module
 from plstm_graph.train.trainer import Trainer
 
 TINY = ["--limit", "24", "--epochs", "2", "--hidden", "16", "--layers", "2", "--heads", "2",
@@ -44,15 +43,15 @@ def test_ctrl_c_leaves_a_resumable_run_that_ends_like_an_uninterrupted_one(tmp_p
 
     train_epoch = Trainer.train_epoch
 
-    def ctrl_c_in_epoch_2(self, bar):
+    def ctrl_c_in_epoch_2(self):
         if self.epoch == 1:
             raise KeyboardInterrupt
-        return train_epoch(self, bar)
+        return train_epoch(self)
 
     monkeypatch.setattr(Trainer, "train_epoch", ctrl_c_in_epoch_2)
     cut = tmp_path / "cut"
     assert main([*args, "--out", str(cut)]) == 130
-    assert f"plstm-graph train --resume {cut}" in capsys.readouterr().out
+    assert f"plstm-graph train --resume {cut}" in capsys.readouterr().err
     monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
 
     assert main(["train", "--resume", str(cut)]) == 0
@@ -75,7 +74,7 @@ def test_compare_writes_a_table_and_a_bar_plot(tmp_path, capsys):
 
 def test_unknown_dataset_lists_the_valid_names(tmp_path, capsys):
     assert main(["train", "--dataset", "no-such-set", "--out", str(tmp_path / "x")]) == 2
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "unknown dataset 'no-such-set'" in out and "tpsa" in out and "MUTAG" in out
     assert not (tmp_path / "x").exists()
 
@@ -86,7 +85,7 @@ def test_unknown_model_lists_the_valid_ones(capsys):
     assert exit_info.value.code == 2
     assert "invalid choice: 'mlp'" in capsys.readouterr().err
     assert main(["compare", "--dataset", "tpsa", "--models", "gin,mlp"]) == 2
-    assert "unknown mlp; valid models: plstm, gin, gcn, gat, attention" in capsys.readouterr().out
+    assert "unknown mlp; valid models: plstm, gin, gcn, gat, attention" in capsys.readouterr().err.replace(",\n", ", ")
 
 
 def test_missing_offline_data_is_reported(monkeypatch, capsys):
@@ -96,10 +95,9 @@ def test_missing_offline_data_is_reported(monkeypatch, capsys):
         raise DatasetNotFoundError(f"{name}: rebuild it with plstm-graph data rebuild-ogb")
 
     monkeypatch.setattr("plstm_graph.data.get_dataset", missing)
-    run_module.load_dataset.cache_clear()
     assert main(["train", "--dataset", "ogbg-molbace"]) == 2
-    assert "error: ogbg-molbace: rebuild it with plstm-graph data rebuild-ogb" in capsys.readouterr().out
-    run_module.load_dataset.cache_clear()
+    assert ("plstm-graph train: error: ogbg-molbace: rebuild it with plstm-graph data rebuild-ogb"
+            in capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -112,4 +110,68 @@ def test_missing_offline_data_is_reported(monkeypatch, capsys):
 def test_bad_options_give_clear_errors(tmp_path, capsys, argv, message):
     argv = [str(tmp_path / "nothing") if arg == "RUN" else arg for arg in argv]
     assert main(argv) == 2
-    assert message in capsys.readouterr().out
+    assert message in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_command_line():
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-m", "plstm_graph", "models"], capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.startswith("plstm ") and "\ngin " in result.stdout
+
+
+def test_a_diverging_run_stops_and_says_so(tmp_path, capsys, monkeypatch):
+    from plstm_graph.train.tasks import Task
+    loss = Task.loss
+    calls = []
+
+    def blows_up_at_step_3(self, pred, y):
+        calls.append(1)
+        value = loss(self, pred, y)
+        return value * float("nan") if len(calls) == 3 else value
+
+    monkeypatch.setattr(Task, "loss", blows_up_at_step_3)
+    run_dir = tmp_path / "run"
+    assert main(["train", "--model", "gin", "--out", str(run_dir), *TINY]) == 1
+    assert "diverged" in capsys.readouterr().out
+    summary = summary_of(run_dir)
+    assert summary["status"] == "diverged" and summary["diverged"]["step"] == 3
+    assert summary["epochs"] == 0 and summary["test"] is None
+
+    calls.clear()
+    out = tmp_path / "cmp"
+    assert main(["compare", "--dataset", "tpsa", "--models", "gin", "--out", str(out), *TINY]) == 1
+    assert "| tpsa | rmse | gin | 8,435 | diverged |" in (out / "results.md").read_text()
+
+
+def test_settings_and_data_are_checked_before_any_folder_is_made(tmp_path, capsys):
+    out = tmp_path / "x"
+    for argv, message in [
+        (["compare", "--dataset", "tpsa,nosuch", "--models", "gin"], "unknown dataset 'nosuch'"),
+        (["train", "--heads", "3"], "heads must divide hidden (64)"),
+        (["train", "--device", "cuda"], "device: 'cuda' asked for"),
+    ]:
+        assert main([*argv, "--out", str(out), *TINY[:2]]) == 2, argv
+        assert message in capsys.readouterr().err
+        assert not out.exists()
+
+
+def test_run_files_are_strict_json_with_the_users_file_mode(tmp_path):
+    import os
+    import stat
+    run_dir = tmp_path / "run"
+    assert main(["train", "--model", "gcn", "--out", str(run_dir), *TINY, "--epochs", "1"]) == 0
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("config.json", "summary.json", "last.pt", "best.pt", "metrics.jsonl"):
+        assert stat.S_IMODE((run_dir / name).stat().st_mode) == 0o666 & ~mask, name
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in metrics.jsonl"))
+    assert json.loads(json.dumps(summary_of(run_dir)))["world_size"] == 1
+
+
+def test_non_finite_numbers_are_written_as_null():
+    from plstm_graph.train.checkpoint import json_line
+    assert json_line({"valid_rocauc": float("nan"), "loss": float("inf"), "epoch": 1}) == \
+        '{"valid_rocauc": null, "loss": null, "epoch": 1}\n'

@@ -60,7 +60,7 @@ def test_transform_arguments_and_missing_graph():
     with pytest.raises(ValueError, match="orientation must be one of"):
         pg.PrepareDAG(orientation="sideways")
     d = pg.PrepareDAG(modes=["P"], reverse=False)(molecules()[0])
-    assert "PrepareDAG(modes=['P'], reverse=False" in repr(pg.PrepareDAG(modes=["P"], reverse=False))
+    assert "PrepareDAG(line_graphs=[('P', False)]" in repr(pg.PrepareDAG(modes=["P"], reverse=False))
     with pytest.raises(KeyError, match="no precomputed line graph 'dag_D_rev'"):
         d.line_graph("D", reverse=True)
 

@@ -5,7 +5,10 @@ import torch
 from torch_geometric.data import Batch, Data
 
 import plstm_graph as pg
-from plstm_graph.nn import MIXERS, DegreeEncoding, GraphModel, count_parameters
+from plstm_graph.nn import DegreeEncoding, GraphModel, count_parameters
+
+#: The models of round 1, compared at equal width and depth.
+BUILTIN = ("plstm", "gin", "gcn", "gat", "attention")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -34,7 +37,7 @@ def make_batch(ogb=False, prepare=False, sizes=(5, 8, 6)):
     return Batch.from_data_list(graphs)
 
 
-@pytest.mark.parametrize("mixer", MIXERS)
+@pytest.mark.parametrize("mixer", BUILTIN)
 @pytest.mark.parametrize("features,edges", [("onehot", 0), ("onehot", 2), ("ogb", 3)])
 def test_forward_backward_every_mixer(mixer, features, edges):
     torch.manual_seed(0)
@@ -87,18 +90,48 @@ def test_regression_outputs_are_in_target_units():
 def test_parameter_counts_are_comparable_across_mixers():
     counts = {mixer: count_parameters(GraphModel(mixer, 2, node_channels=7, edge_channels=4,
                                                  hidden=64, layers=4))
-              for mixer in MIXERS}
+              for mixer in BUILTIN}
     assert max(counts.values()) < 1.6 * min(counts.values()), counts
     assert max(counts.values()) < 300_000, counts  # the paper keeps every model under 300k
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"mixer": "mlp"}, "mixer must be one of"),
+    ({"model": "mlp"}, "model must be one of plstm, gin"),
     ({"pooling": "max"}, "pooling must be one of"),
     ({"hidden": 18, "heads": 4}, "divisible by heads"),
     ({"layers": 0}, "layers must be a positive int"),
+    ({"task_level": "edge"}, "task_level must be one of graph, node"),
 ])
 def test_bad_arguments_name_the_argument(kwargs, match):
-    args = {"mixer": "gin", "out_channels": 1, "node_channels": 5, **kwargs}
+    args = {"model": "gin", "out_channels": 1, "node_channels": 5, **kwargs}
     with pytest.raises(ValueError, match=match):
         GraphModel(**args)
+
+
+def test_plstm_model_prepares_only_the_line_graphs_its_plan_reads():
+    model = GraphModel("plstm", 1, node_channels=5, hidden=16, layers=4, heads=2)
+    transform = model.transform()
+    assert transform.line_graphs == tuple(dict.fromkeys(model.plan)) == (("P", False), ("D", True))
+    data = transform(molecule_like(7, 0, ogb=False))
+    assert data.has_line_graph("P", False) and data.has_line_graph("D", True)
+    assert not data.has_line_graph("D", False) and not data.has_line_graph("P", True)
+    assert GraphModel("gin", 1, node_channels=5, hidden=16).transform() is None
+
+
+def test_edge_attr_rows_must_match_the_edges():
+    model = GraphModel("gin", 1, node_channels=5, edge_channels=2, hidden=16, layers=1)
+    batch = make_batch()
+    batch.edge_attr = batch.edge_attr[:-1]
+    with pytest.raises(ValueError, match="edge_attr has 37 rows but edge_index has 38 columns"):
+        model(batch)
+
+
+def test_node_level_models_predict_one_row_per_node():
+    torch.manual_seed(0)
+    model = GraphModel("plstm", 5, node_channels=5, hidden=16, layers=2, heads=2,
+                       task_level="node", orientation="given")
+    trees = [Data(x=torch.rand(n, 5), edge_index=torch.stack([torch.arange(1, n),
+                                                               torch.arange(1, n) // 2]))
+             for n in (5, 4)]  # child -> parent, as trees point to their root
+    out = model(Batch.from_data_list(trees))
+    assert out.shape == (9, 5)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from plstm_graph.train import TrainConfig, evaluate_run, run_training
-from plstm_graph.train.trainer import BEST, LAST, METRICS, SUMMARY, better
+from plstm_graph.train.callbacks import BEST, LAST, METRICS, SUMMARY
+from plstm_graph.train.trainer import better
 
 
 class Interrupt:

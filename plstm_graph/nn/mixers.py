@@ -1,0 +1,93 @@
+"""The built-in models of the registry: pLSTM and the baselines it is compared with.
+
+Each is one :class:`~plstm_graph.nn.registry.ModelSpec`; every block is the same pre-norm
+residual block (``x + mix(RMSNorm x)``, ``x + MLP(RMSNorm x)``), so only the mixing layer
+differs between the models compared.
+"""
+from torch_geometric.nn import GATConv, GCNConv, GINEConv
+
+from .conv_block import ConvBlock
+from .graph_transformer import GraphTransformerBlock
+from .plstm_block import PLSTMBlock, plstm_layer_plan
+from .registry import ModelSpec, register_model
+from .residual_block import mlp
+
+
+@register_model
+class PLSTM(ModelSpec):
+    """pLSTM blocks in the paper's arrangement (:func:`~plstm_graph.nn.plstm_layer_plan`)."""
+
+    name = "plstm"
+    description = "pLSTM: P-mode and D-mode layers on the DAG and its reverse"
+    supports_edge_attr = True
+    default_pooling = "mean"  # the pLSTM paper pools pLSTM by mean, baselines by sum
+
+    def layer_plan(self, num_layers):
+        return plstm_layer_plan(num_layers)
+
+    def line_graphs(self, plan):
+        return tuple(dict.fromkeys(plan))
+
+    def init_block(self, hidden, heads, layer, edge_dim):
+        mode, reverse = layer
+        return PLSTMBlock(hidden, heads=heads, mode=mode, edge_dim=edge_dim, reverse=reverse)
+
+    def call_block(self, block, x, inputs):
+        conv = block.conv
+        return block(x, inputs.line_graph(conv.mode, conv.reverse), inputs.edge_attr)
+
+
+class _Conv(ModelSpec):
+    """A torch_geometric message-passing layer in a :class:`~plstm_graph.nn.ConvBlock`."""
+
+    def init_conv(self, hidden, heads, edge_dim):
+        raise NotImplementedError
+
+    def init_block(self, hidden, heads, layer, edge_dim):
+        return ConvBlock(self.init_conv(hidden, heads, edge_dim), hidden,
+                         uses_edge_attr=self.supports_edge_attr)
+
+    def call_block(self, block, x, inputs):
+        return block(x, inputs.edge_index, inputs.edge_attr)
+
+
+@register_model
+class GIN(_Conv):
+    name = "gin"
+    description = "GINE (GIN with edge features), Xu et al. 2019 / Hu et al. 2020"
+    supports_edge_attr = True
+
+    def init_conv(self, hidden, heads, edge_dim):
+        return GINEConv(mlp(hidden, ratio=1), train_eps=True)
+
+
+@register_model
+class GCN(_Conv):
+    name = "gcn"
+    description = "GCN (Kipf and Welling 2017); no edge features"
+
+    def init_conv(self, hidden, heads, edge_dim):
+        return GCNConv(hidden, hidden)
+
+
+@register_model
+class GAT(_Conv):
+    name = "gat"
+    description = "GAT with edge features (Velickovic et al. 2018)"
+    supports_edge_attr = True
+
+    def init_conv(self, hidden, heads, edge_dim):
+        return GATConv(hidden, hidden // heads, heads=heads, edge_dim=edge_dim)
+
+
+@register_model
+class Attention(ModelSpec):
+    name = "attention"
+    description = "graph transformer: softmax attention among each graph's nodes (einsum cascade)"
+    default_pooling = "mean"
+
+    def init_block(self, hidden, heads, layer, edge_dim):
+        return GraphTransformerBlock(hidden, heads=heads)
+
+    def call_block(self, block, x, inputs):
+        return block(x, inputs.batch)

@@ -1,0 +1,67 @@
+"""Training settings that depend on the dataset and the model: defined here, and only here.
+
+A run's settings are resolved in this order, later ones winning: :data:`BASE`, the dataset
+family's entry of :data:`FAMILY_DEFAULTS`, the model's entry within it, a named preset
+(:data:`PRESETS`), then whatever the caller sets explicitly. The resolved values are what a
+run folder's ``config.json`` records.
+"""
+from ..graph.validation import check_one_of
+
+#: Settings for any dataset and model.
+BASE = {"epochs": 5, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.01, "clip": 1.0,
+        "hidden": 64, "layers": 4, "heads": 4}
+
+#: Per dataset family: settings, and under ``"models"`` per-model overrides.
+FAMILY_DEFAULTS = {
+    # TPSA is a sum of per-atom contributions: sum pooling reads it off directly.
+    "tpsa": {"epochs": 30, "pooling": "sum"},
+    # The pLSTM paper's TU protocol: 100 epochs, 5 warm-up epochs.
+    "tu": {"epochs": 100, "warmup_epochs": 5.0},
+    "ogb": {"epochs": 30},
+    "enas": {"epochs": 30},
+    "sst": {"epochs": 10},
+    "ape": {"epochs": 20, "batch_size": 32},
+    "longrange": {"epochs": 30},
+}
+
+#: Named presets: ``PRESETS[name][model]`` (``"*"`` for every model).
+PRESETS = {
+    # The pLSTM paper's graph settings (SPEC section 6): pLSTM 2 blocks (4 layers: P, D on the
+    # DAG then P, D on its reverse) of width 96 with 4 heads and mean pooling; baselines 4 layers
+    # of width 128 with sum pooling; AdamW 1e-3, weight decay 0.01, 5 warm-up epochs, clip 1.0.
+    "paper": {
+        "*": {"lr": 1e-3, "weight_decay": 0.01, "warmup_epochs": 5.0, "clip": 1.0,
+              "batch_size": 64},
+        "plstm": {"hidden": 96, "layers": 4, "heads": 4, "pooling": "mean"},
+        "gin": {"hidden": 128, "layers": 4, "pooling": "sum"},
+        "gcn": {"hidden": 128, "layers": 4, "pooling": "sum"},
+        "gat": {"hidden": 128, "layers": 4, "heads": 1, "pooling": "sum"},
+        "attention": {"hidden": 128, "layers": 4, "heads": 4},
+    },
+}
+
+_FAMILY_PREFIXES = (("ogbg-", "ogb"), ("tu:", "tu"), ("ape-", "ape"), ("longrange-", "longrange"),
+                    ("sst", "sst"))
+_TU_NAMES = ("MUTAG", "NCI1", "PROTEINS", "PTC_MR")
+
+
+def dataset_family(name: str) -> str:
+    """``"ogbg-molhiv"`` -> ``"ogb"``, ``"MUTAG"`` -> ``"tu"``, ``"ape-64"`` -> ``"ape"``, ..."""
+    if name in _TU_NAMES:
+        return "tu"
+    for prefix, family in _FAMILY_PREFIXES:
+        if name.startswith(prefix):
+            return family
+    return name
+
+
+def defaults_for(dataset: str, model: str, preset: str | None = None) -> dict:
+    """The settings a run of ``model`` on ``dataset`` gets unless the caller sets them."""
+    family = FAMILY_DEFAULTS.get(dataset_family(dataset), {})
+    values = {**BASE, **{k: v for k, v in family.items() if k != "models"},
+              **family.get("models", {}).get(model, {})}
+    if preset is not None:
+        check_one_of(preset, "preset", PRESETS)
+        values.update(PRESETS[preset].get("*", {}))
+        values.update(PRESETS[preset].get(model, {}))
+    return values
