@@ -143,7 +143,7 @@ class EnasDataset(ProcessedDataset):
         try:
             types, adjacency = enas_arrays(rows)
         except ValueError as error:
-            raise DatasetFileError(f"{path}: {error} (row k = line k + 1)") from error
+            raise DatasetFileError(f"{path}: {error}; row k is line k + 1 of the file") from error
         graph, target, source = adjacency.nonzero()  # by graph, then target, then source
         num_graphs, num_vertices = types.shape
         data, slices = stored_graphs(
