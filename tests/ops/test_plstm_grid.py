@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+import plstm_graph as pg
+from plstm_graph.graph.grid import CORNERS, chain_line_graph, grid_edge_index, grid_line_graph
+from plstm_graph.ops.plstm import auto_backend
+from plstm_graph.ops.plstm.grid import plstm_grid_reference
+from plstm_graph.testing import (PLSTM_INPUT_NAMES, assert_plstm_matches_reference,
+                                 assert_same_outputs_and_grads, random_plstm_inputs)
+
+SHAPES = [(1, 1), (1, 7), (6, 1), (2, 2), (3, 5), (6, 4)]
+
+
+@pytest.mark.parametrize("height,width", SHAPES)
+@pytest.mark.parametrize("corner", CORNERS)
+@pytest.mark.parametrize("mode", ["P", "D"])
+def test_grid_matches_reference(height, width, corner, mode):
+    g = grid_line_graph(height, width, corner, mode, count=2)
+    assert_plstm_matches_reference(g, "grid", heads=2, key_dim=3, value_dim=4)
+
+
+@pytest.mark.parametrize("heads,key_dim,value_dim", [(1, 1, 1), (3, 4, 2), (4, 8, 8)])
+@pytest.mark.parametrize("recompute", [False, True])
+def test_heads_dims_and_recompute(heads, key_dim, value_dim, recompute):
+    for mode in ("P", "D"):
+        g = grid_line_graph(5, 4, "bottom-left", mode, count=3)
+        assert_plstm_matches_reference(g, "grid", heads, key_dim, value_dim, recompute=recompute)
+
+
+def test_grid_matches_levels_on_a_larger_grid():
+    g = grid_line_graph(9, 11, "top-right", "P", count=2)
+    inputs = random_plstm_inputs(g, 2, 3, 5, generator=torch.Generator().manual_seed(4))
+    assert_same_outputs_and_grads(lambda *xs: pg.plstm(*xs, g, backend="grid"),
+                                  lambda *xs: pg.plstm(*xs, g, backend="levels"),
+                                  inputs, names=PLSTM_INPUT_NAMES)
+
+
+def test_chains():
+    for reverse in (False, True):
+        assert_plstm_matches_reference(chain_line_graph(9, "P", count=2, reverse=reverse), "grid")
+
+
+@pytest.mark.parametrize("corner", CORNERS)
+def test_readable_2d_reference_matches_dag_reference(corner):
+    g = grid_line_graph(4, 3, corner, "D", count=2)
+    inputs = random_plstm_inputs(g, 2, 3, 4, generator=torch.Generator().manual_seed(1))
+    assert_same_outputs_and_grads(lambda *xs: plstm_grid_reference(*xs, g),
+                                  lambda *xs: pg.plstm(*xs, g, backend="reference"),
+                                  inputs, names=PLSTM_INPUT_NAMES)
+
+
+def test_auto_takes_grid_for_grid_line_graphs_only():
+    g = grid_line_graph(4, 4, "top-left", "P", count=2)
+    assert auto_backend(g) == "grid"
+    assert auto_backend(pg.prepare_dag(grid_edge_index(4, 4, count=2), 32, orientation="given")) != "grid"
+
+
+def test_grid_backend_needs_a_grid_line_graph():
+    g = pg.prepare_dag(grid_edge_index(3, 3), 9, orientation="given")
+    inputs = random_plstm_inputs(g, 1, 2, 2)
+    with pytest.raises(ValueError, match="graph must be a GridLineGraph"):
+        pg.plstm(*inputs, g, backend="grid")
+
+
+@pytest.mark.parametrize("mode", ["P", "D"])
+def test_nan_reaches_what_it_reaches_in_the_reference(mode):
+    g = grid_line_graph(5, 6, "top-right", mode)
+    inputs = random_plstm_inputs(g, 2, 3, 3, generator=torch.Generator().manual_seed(2))
+    inputs[1][13, 0, 1] = float("nan")  # one node's key, one head
+    got = pg.plstm(*inputs, g, backend="grid")
+    want = pg.plstm(*inputs, g, backend="reference")
+    assert 0 < int(want.isnan().sum()) < want.numel()
+    torch.testing.assert_close(got, want, atol=1e-10, rtol=0, equal_nan=True)
