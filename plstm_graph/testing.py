@@ -4,6 +4,8 @@ import itertools
 import torch
 from torch import Tensor
 
+from .ops.plstm.dispatch import INPUT_NAMES
+
 # ---------------------------------------------------------------------------------------------
 # Graph families: (edge_index, num_nodes). "Directed" ones are DAGs for orientation="given".
 # ---------------------------------------------------------------------------------------------
@@ -121,7 +123,7 @@ def assert_same_outputs_and_grads(fn, oracle, inputs: list, names=None, atol=1e-
                                    msg=lambda m, name=name: f"gradient of {name}: {m}")
 
 
-PLSTM_INPUT_NAMES = ("q", "k", "v", "source", "transition", "mark", "direct")
+PLSTM_INPUT_NAMES = INPUT_NAMES
 
 
 def assert_plstm_matches_reference(graph, backend: str, heads=2, key_dim=3, value_dim=4,

@@ -4,7 +4,7 @@ import torch
 
 import plstm_graph as pg
 from plstm_graph.testing import (PLSTM_INPUT_NAMES, RING_SMILES, disjoint_union, molecule,
-                                 random_plstm_inputs)
+                                 outputs_and_grads, random_plstm_inputs)
 
 BACKENDS = ["reference", "levels", "parallel", "dense", "auto"]
 
@@ -32,3 +32,49 @@ def test_non_finite_input_reaches_what_the_reference_says(molecules, backend, na
     assert torch.equal(got.isinf(), want.isinf())
     finite = torch.isfinite(want)
     torch.testing.assert_close(got[finite], want[finite], atol=1e-10, rtol=0)
+
+
+# Half precision: computed in float32, so the error is the rounding of the output (and of the
+# gradients) to the half dtype; compared with float64 on the same, already rounded, inputs.
+TOLERANCE = {torch.float16: 2e-3, torch.bfloat16: 2e-2}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_half_precision_matches_float64(molecules, backend, dtype):
+    inputs = [x.to(dtype) for x in random_plstm_inputs(
+        molecules, 2, 3, 4, generator=torch.Generator().manual_seed(1))]
+    out, grads = outputs_and_grads(lambda *xs: pg.plstm(*xs, molecules, backend=backend), inputs)
+    want, want_grads = outputs_and_grads(
+        lambda *xs: pg.plstm(*xs, molecules, backend="reference"), [x.double() for x in inputs],
+        cotangent=torch.linspace(-1, 1, out.numel(), dtype=dtype).view_as(out).double())
+    tol = TOLERANCE[dtype]
+    assert out.dtype == dtype and all(g.dtype == dtype for g in grads)
+    torch.testing.assert_close(out.double(), want, atol=tol, rtol=tol)
+    for name, got, expected in zip(PLSTM_INPUT_NAMES, grads, want_grads):
+        torch.testing.assert_close(got.double(), expected, atol=tol, rtol=tol,
+                                   msg=lambda m, name=name: f"gradient of {name}: {m}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_autocast_takes_mixed_precision(molecules, backend):
+    # Under autocast a layer's projections arrive in bfloat16 and other gates may not: the
+    # operator promotes them, computes in float32 and returns float32 (like autocast's linalg).
+    inputs = random_plstm_inputs(molecules, 2, 3, 4, dtype=torch.float32,
+                                 generator=torch.Generator().manual_seed(2))
+    proj = torch.nn.Linear(3, 3, bias=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        q = proj(inputs[0])
+        assert q.dtype == torch.bfloat16
+        out = pg.plstm(q, *inputs[1:], molecules, backend=backend)
+        out.sum().backward()
+    assert out.dtype == torch.float32 and proj.weight.grad is not None
+    want = pg.plstm(q.float().detach(), *inputs[1:], molecules, backend="reference")
+    torch.testing.assert_close(out.detach(), want, atol=1e-5, rtol=1e-5)
+
+
+def test_mixed_dtypes_outside_autocast_name_the_argument(molecules):
+    inputs = random_plstm_inputs(molecules, 2, 3, 4)
+    inputs[3] = inputs[3].float()
+    with pytest.raises(ValueError, match=r"source must have the dtype of q \(torch.float64\)"):
+        pg.plstm(*inputs, molecules)

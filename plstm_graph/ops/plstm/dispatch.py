@@ -5,8 +5,10 @@ returning the whole output ``[N, H, V]`` (direct term included). :data:`BACKENDS
 them; :func:`register_backend` adds one, optionally with a predicate that makes ``auto`` take
 it for the graphs it suits (the grid backend does so for grid line graphs).
 """
+from functools import reduce
 from typing import Callable
 
+import torch
 from torch import Tensor
 
 from ...graph.line_graph import LineGraph
@@ -22,6 +24,12 @@ from .parallel import plstm_parallel
 PARALLEL_MAX_EDGES = 256
 
 Backend = Callable[..., Tensor]
+
+INPUT_NAMES = ("q", "k", "v", "source", "transition", "mark", "direct")
+
+#: Computed in float32: the CPU has no half triangular solve, and half sums over long paths
+#: lose too much (autocast treats linalg ops and cumulative sums the same way).
+HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
 def plstm_auto(q, k, v, source, transition, mark, direct, graph: LineGraph,
@@ -83,6 +91,11 @@ def plstm(q: Tensor, k: Tensor, v: Tensor, source: Tensor, transition: Tensor, m
         recompute: recompute intermediate states in backward instead of storing them
             (``levels``: the ``[E, H, K, V]`` cell states).
 
+    Precision: all inputs share one dtype; float16 and bfloat16 are computed in float32 and
+    the output is cast back. Under ``torch.autocast`` the operator acts like autocast's
+    float32 ops: inputs of mixed precision are promoted (half to float32) and the output
+    keeps that dtype.
+
     Shapes:
         q, k ``[N, H, K]``; v ``[N, H, V]``; source, mark ``[E, H]``; transition ``[L, H]``;
         direct ``[N, H]``; output ``[N, H, V]``.
@@ -98,4 +111,22 @@ def plstm(q: Tensor, k: Tensor, v: Tensor, source: Tensor, transition: Tensor, m
     check_shape(transition, "transition", (graph.num_line_edges, heads))
     check_shape(mark, "mark", (graph.num_edges, heads))
     check_shape(direct, "direct", (graph.num_nodes, heads))
-    return BACKENDS[backend](q, k, v, source, transition, mark, direct, graph, recompute)
+    inputs = (q, k, v, source, transition, mark, direct)
+    for name, x in zip(INPUT_NAMES[1:], inputs[1:]):
+        if x.device != q.device:
+            raise ValueError(f"{name} must be on the device of q ({q.device}), got {x.device}")
+    fn = BACKENDS[backend]
+    if torch.is_autocast_enabled(q.device.type):
+        dtype = _float32_if_half(reduce(torch.promote_types, (x.dtype for x in inputs)))
+        with torch.autocast(q.device.type, enabled=False):
+            return fn(*(x.to(dtype) for x in inputs), graph, recompute)
+    for name, x in zip(INPUT_NAMES[1:], inputs[1:]):
+        if x.dtype != q.dtype:
+            raise ValueError(f"{name} must have the dtype of q ({q.dtype}), got {x.dtype}")
+    if q.dtype in HALF_DTYPES:
+        return fn(*(x.float() for x in inputs), graph, recompute).to(q.dtype)
+    return fn(*inputs, graph, recompute)
+
+
+def _float32_if_half(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype in HALF_DTYPES else dtype
