@@ -4,12 +4,14 @@
 molecule sets (``ogbg-molbace``, ...), the TU sets of the pLSTM paper available offline
 (``MUTAG``, ``NCI1``, ``PROTEINS``, ``PTC_MR``), ``tu:NAME`` for any other TU dataset, and the
 embedded default ``tpsa``, the directed data ``enas`` (architecture DAGs), ``sst`` and
-``sst-binary`` (sentiment trees, node-level labels). Keyword arguments go to the loader
-(``download``, ``transform``).
+``sst-binary`` (sentiment trees, node-level labels), and the generated arrow-pointing images
+``ape-<size>`` (e.g. ``ape-64``, see :mod:`plstm_graph.data.ape`). Keyword arguments go to the
+loader (``download``, ``transform``).
 """
 from functools import partial
 from typing import Callable, Dict, List, Optional
 
+from plstm_graph.data.ape import load_ape, parse_ape_name
 from plstm_graph.data.benchmark import BenchmarkDataset
 from plstm_graph.data.enas import load_enas
 from plstm_graph.data.ogb import OGB_MOLECULE_DATASETS, load_ogb
@@ -29,6 +31,7 @@ _LOADERS: Dict[str, Callable[..., BenchmarkDataset]] = {
     "enas": load_enas,
     "sst": load_sst,
     "sst-binary": partial(load_sst, binary=True),
+    "ape-64": partial(load_ape, 64),  # every ape-<size> works (get_dataset); this one is listed
 }
 
 
@@ -46,6 +49,9 @@ def get_dataset(name: str, root: Optional[PathLike] = None, **kwargs) -> Benchma
     """
     if isinstance(name, str) and name.startswith(TU_PREFIX):
         return load_tu(name[len(TU_PREFIX):], root=root, **kwargs)
+    ape_size = parse_ape_name(name) if isinstance(name, str) else None
+    if ape_size is not None:
+        return load_ape(ape_size, root=root, **kwargs)
     if name not in _LOADERS:
         raise ValueError(f"name: unknown dataset {name!r}; valid names: {', '.join(dataset_names())} "
                          f"(or {TU_PREFIX}NAME for any TU dataset)")
