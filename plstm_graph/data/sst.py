@@ -33,7 +33,7 @@ from torch_geometric.data import Data
 from torch_geometric.data.download import download_url
 from torch_geometric.data.extract import extract_zip
 
-from plstm_graph.data.benchmark import BenchmarkDataset, as_split
+from plstm_graph.data.benchmark import BenchmarkDataset
 from plstm_graph.data.errors import DatasetFileError
 from plstm_graph.data.processed import ProcessedDataset, find_sources, open_text, stored_graphs
 from plstm_graph.data.root import PathLike
@@ -149,6 +149,8 @@ class SSTDataset(ProcessedDataset):
         return self.meta["vocabulary"]
 
     def build(self) -> Tuple[Data, Dict[str, Tensor], Dict]:
+        if self.binary:
+            return binary_graphs(SSTDataset(self.sources, lowercase=self.lowercase))
         lines = dict(zip(PARTS, map(read_trees, self.sources)))
         dev = lines["dev"]
         if len(lines["train"]) > len(dev) and lines["train"][-len(dev):] == dev:
@@ -157,25 +159,35 @@ class SSTDataset(ProcessedDataset):
         vocabulary = build_vocabulary(trees["train"], self.lowercase)
         word_ids = {word: index for index, word in enumerate(vocabulary)}
         word_ids[""] = NO_WORD
-        kept, split, start = [], {}, 0
-        for part, name in zip(PARTS, ("train", "valid", "test")):
-            chosen = [tree for tree in trees[part] if not self.binary or BINARY_LABELS[tree.labels[0]] >= 0]
-            kept += chosen
-            split[name] = range(start, start + len(chosen))
-            start += len(chosen)
-        labels = torch.tensor([label for tree in kept for label in tree.labels])
-        if self.binary:
-            labels = torch.tensor(BINARY_LABELS)[labels]
-        sizes = torch.tensor([len(tree.labels) for tree in kept])
-        words = [word_ids.get(_word(word, self.lowercase), UNKNOWN) for tree in kept for word in tree.words]
-        children = [(child, parent) for tree in kept for child, parent in enumerate(tree.parents) if parent >= 0]
+        every, sizes = [tree for part in PARTS for tree in trees[part]], [len(trees[part]) for part in PARTS]
+        split = dict(zip(("train", "valid", "test"), torch.arange(len(every)).split(sizes)))
+        num_nodes = torch.tensor([len(tree.labels) for tree in every])
+        words = [word_ids.get(_word(word, self.lowercase), UNKNOWN) for tree in every for word in tree.words]
+        children = [(child, parent) for tree in every for child, parent in enumerate(tree.parents) if parent >= 0]
         data, slices = stored_graphs(
-            sizes, sizes - 1, x=torch.tensor(words).view(-1, 1),
-            edge_index=torch.tensor(children, dtype=torch.long).view(-1, 2).t().contiguous(), y=labels,
-            root_mask=torch.tensor([parent < 0 for tree in kept for parent in tree.parents]))
-        meta = {"split": as_split(split), "vocabulary": vocabulary,
-                "sentences": [tree.sentence for tree in kept]}
-        return data, slices, meta
+            num_nodes, num_nodes - 1, x=torch.tensor(words).view(-1, 1),
+            edge_index=torch.tensor(children, dtype=torch.long).view(-1, 2).t().contiguous(),
+            y=torch.tensor([label for tree in every for label in tree.labels]),
+            root_mask=torch.tensor([parent < 0 for tree in every for parent in tree.parents]))
+        return data, slices, {"split": split, "vocabulary": vocabulary,
+                              "sentences": [tree.sentence for tree in every]}
+
+
+def binary_graphs(fine: SSTDataset) -> Tuple[Data, Dict[str, Tensor], Dict]:
+    """The binary task from the fine-grained graphs: labels mapped by :data:`BINARY_LABELS`,
+    sentences with a neutral root dropped; same vocabulary."""
+    data, slices = fine._data, fine.slices
+    num_nodes = slices["x"].diff()
+    binary = torch.tensor(BINARY_LABELS)[data.y]
+    keep = binary[data.root_mask] >= 0  # per sentence
+    nodes, edges = keep.repeat_interleave(num_nodes), keep.repeat_interleave(num_nodes - 1)
+    kept, slices = stored_graphs(num_nodes[keep], num_nodes[keep] - 1, x=data.x[nodes],
+                                 edge_index=data.edge_index[:, edges], y=binary[nodes],
+                                 root_mask=data.root_mask[nodes])
+    new_index = keep.cumsum(0) - 1
+    split = {name: new_index[index[keep[index]]] for name, index in fine.meta["split"].items()}
+    sentences = [sentence for sentence, chosen in zip(fine.sentences, keep.tolist()) if chosen]
+    return kept, slices, {"split": split, "vocabulary": fine.vocabulary, "sentences": sentences}
 
 
 def load_sst(root: Optional[PathLike] = None, download: bool = True, transform: Optional[Callable] = None,
