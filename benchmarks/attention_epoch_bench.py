@@ -1,0 +1,73 @@
+"""Training-epoch time of the attention baseline against GIN, side by side in one run.
+
+    python benchmarks/attention_epoch_bench.py --dataset ogbg-molbace --data-root runs/data
+
+Both models train on the same training split with the loop of ``plstm-graph train`` (batch
+64, AdamW, gradient clipping), at the same width, depth and heads. The epochs alternate,
+attention then GIN, ``--rounds`` times, so that a change in the machine's load hits both
+models alike; the table gives every round's ratio and the ratio of the best epochs.
+"""
+import argparse
+import os
+import time
+
+import torch
+
+from plstm_graph.train import TrainConfig, Trainer
+from plstm_graph.train.data import DataCache, make_splits
+from plstm_graph.train.run import prepared_graphs
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="ogbg-molbace")
+    parser.add_argument("--data-root")
+    parser.add_argument("--models", default="attention,gin",
+                        help="two models: the ratio is first / second")
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    models = args.models.split(",")
+    if len(models) != 2:
+        parser.error("--models takes two names")
+
+    cache = DataCache()
+    spec = cache.dataset(args.dataset, args.data_root)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dataset}, "
+          f"hidden {args.hidden}, layers {args.layers}, heads {args.heads}, batch "
+          f"{args.batch_size}; load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    trainers = {}
+    for model in models:
+        config = TrainConfig(dataset=args.dataset, model=model, epochs=args.rounds,
+                             hidden=args.hidden, layers=args.layers, heads=args.heads,
+                             batch_size=args.batch_size)
+        splits = make_splits(spec, prepared_graphs(spec, config, cache))
+        trainers[model] = Trainer(config, spec, splits)
+    seconds = {model: [] for model in models}
+    for round_ in range(args.rounds):
+        for model in models:
+            start = time.perf_counter()
+            trainers[model].train_epoch()
+            seconds[model].append(time.perf_counter() - start)
+        print(f"  round {round_ + 1}: " + ", ".join(
+            f"{m} {seconds[m][-1]:.2f} s" for m in models), flush=True)
+
+    first, second = models
+    print(f"\n| round | {first} s | {second} s | {first} / {second} |")
+    print("|---|---:|---:|---:|")
+    for i, (a, b) in enumerate(zip(seconds[first], seconds[second])):
+        print(f"| {i + 1} | {a:.2f} | {b:.2f} | {a / b:.2f} |")
+    a, b = min(seconds[first]), min(seconds[second])
+    print(f"| best | {a:.2f} | {b:.2f} | {a / b:.2f} |")
+    print(f"\nparameters: " + ", ".join(f"{m} {trainers[m].num_parameters:,}" for m in models)
+          + f"; train graphs {len(trainers[first].splits.train)}; "
+          f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
