@@ -1,0 +1,98 @@
+"""Node levels of a DAG, laid out for recurrences that update every node of a level at once.
+
+A node's level is its longest-path depth: 0 without predecessors, else one more than its
+deepest predecessor. So every predecessor of a level-``l`` node sits on an earlier level, and a
+node-recurrent model (Tree-LSTM, DAG-RNN) can update all nodes of one level, over every graph of
+a batch, together: the number of sequential steps is the batch's depth.
+"""
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .orientation import check_acyclic
+from .topology import csr
+
+
+@dataclass(frozen=True, eq=False)
+class LevelInputs:
+    """The DAG edges into one level, grouped by the level their source lies on.
+
+    ``sources[j] = (level s, positions p)``: the sources of group ``j`` are rows ``p`` of level
+    ``s``; ``target`` is each edge's target row within this level, in the groups' order.
+    ``edge`` is each edge's column in the DAG's ``edge_index``, in the same order.
+    """
+
+    sources: list
+    target: Tensor
+    edge: Tensor
+
+
+@dataclass(frozen=True, eq=False)
+class NodeSchedule:
+    """Nodes sorted by level, and the edges every level reads (see :func:`node_schedule`).
+
+    Attributes:
+        edge_index: ``[2, E]`` the DAG's edges ``(src, dst)``.
+        num_nodes: number of nodes ``N``.
+        depth: ``[N]`` every node's level.
+        order: ``[N]`` node ids sorted by level (stably): level ``l`` is
+            ``order[node_ptr[l]:node_ptr[l + 1]]``.
+        rank: ``[N]`` each node's position in ``order`` (its inverse permutation).
+        node_ptr: ``num_levels + 1`` level boundaries in ``order``.
+        inputs: per level, its :class:`LevelInputs` (``None`` for level 0, which has no edges in).
+    """
+
+    edge_index: Tensor
+    num_nodes: int
+    depth: Tensor
+    order: Tensor
+    rank: Tensor
+    node_ptr: list
+    inputs: list
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.node_ptr) - 1
+
+    @property
+    def level_sizes(self) -> list:
+        return [end - start for start, end in zip(self.node_ptr[:-1], self.node_ptr[1:])]
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}(num_nodes={self.num_nodes}, "
+                f"num_edges={self.edge_index.size(1)}, num_levels={self.num_levels})")
+
+
+def node_schedule(edge_index: Tensor, num_nodes: int, depth: Tensor | None = None) -> NodeSchedule:
+    """The level layout of a DAG (``edge_index`` taken as given; a cycle raises ``ValueError``).
+
+    Args:
+        edge_index: ``[2, E]`` directed acyclic edges; a batch's disjoint union works as one DAG.
+        num_nodes: number of nodes ``N``.
+        depth: the nodes' longest-path depths, when the caller has them already.
+    """
+    if depth is None:
+        depth = check_acyclic(edge_index, num_nodes)
+    device = edge_index.device
+    num_levels = int(depth.max()) + 1 if num_nodes else 0
+    order, ptr = csr(depth, num_levels)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(num_nodes, device=device)
+    position = rank - ptr[depth]  # row within the node's level
+
+    src, dst = edge_index
+    # Edges sorted by (target level, source level): each (target, source) level pair is one
+    # contiguous run, read from one level tensor with one gather.
+    pair = depth[dst] * num_levels + depth[src]
+    edge = torch.sort(pair, stable=True).indices
+    pairs, counts = torch.unique_consecutive(pair[edge], return_counts=True)
+    inputs: list = [None] * num_levels
+    groups: dict[int, list] = {}
+    for key, run in zip(pairs.tolist(), torch.split(edge, counts.tolist())):
+        groups.setdefault(key // num_levels, []).append((key % num_levels, run))
+    for level, runs in groups.items():
+        edges = torch.cat([run for _, run in runs])
+        inputs[level] = LevelInputs([(s, position[src[run]]) for s, run in runs],
+                                    position[dst[edges]], edges)
+    return NodeSchedule(edge_index, num_nodes, depth, order, rank, ptr.tolist(), inputs)
