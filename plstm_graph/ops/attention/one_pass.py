@@ -22,7 +22,9 @@ and recomputes each chunk's weights P = exp(BQK - LSE) (Dao, FlashAttention-2, 2
     dV[m1] += P^T dO        dP = dO V[m1]^T        dS = P * (dP - rowsum(dO * O))
     dQ     += dS K[m1]      dK[m1] += dS^T Q
 
-so training memory is O(nodes x chunk) as well.
+so training memory is O(nodes x chunk) as well. When the layout has a single step (every
+graph fits a tile: molecules), that step's weights are the whole of P and take no more
+memory than the forward's scores, so they are saved instead of recomputed.
 """
 from typing import Optional
 
@@ -64,8 +66,9 @@ def _weights(S: Tensor, shift: Tensor, keep: Optional[Tensor]) -> Tensor:
 
 
 def one_pass_forward(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles, scale: float):
-    r"""q, k [H, T, C, K], v [H, T, C, V] -> output [H, T, C, V] and LSE [H, T, C]
-    (``+inf`` on rows without keys, so that their recomputed weights are 0)."""
+    r"""q, k [H, T, C, K], v [H, T, C, V] -> output [H, T, C, V], LSE [H, T, C] (``+inf``
+    on rows without keys, so that their recomputed weights are 0) and, for a layout of one
+    step, its normalised weights P [H, T, C, C] (else ``None``)."""
     H, T, C, _ = q.shape
     q = q * scale
     # A column of ones beside V makes one einsum give both SLN V and SLD = sum SLN, so
@@ -85,41 +88,48 @@ def one_pass_forward(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles, scale: float
         RM[:, :A] = RM_new
     RNV, RD = RNV[..., :-1], RNV[..., -1]
     empty = RD == 0
-    out = RNV / RD.masked_fill(empty, 1.0)[..., None]
+    inv_RD = RD.masked_fill(empty, 1.0).reciprocal_()[..., None]
     LSE = (RM + torch.log(RD)).masked_fill_(empty, float("inf"))
-    return out, LSE
+    # One step: SLN = exp(BQK - RM) holds every weight, and RM is final.
+    P = SLN.mul_(inv_RD) if tiles.num_steps == 1 else None
+    return RNV * inv_RD, LSE, P
 
 
 def one_pass_backward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, LSE: Tensor,
-                      tiles: Tiles, scale: float):
-    r"""Gradients of :func:`one_pass_forward` for q, k and v, chunk by chunk."""
+                      tiles: Tiles, scale: float, P: Optional[Tensor] = None):
+    r"""Gradients of :func:`one_pass_forward` for q, k and v, chunk by chunk; ``P``: the
+    saved weights of a one-step layout (``None``: recompute them)."""
     q = q * scale
     D = (dO * out).sum(-1)  # rowsum(dO * O) = sum_m P dP
     dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
     for j in range(tiles.num_steps):
         A = tiles.active[j]
-        S, keep = tiles.scores(q, k, j)
-        P = _weights(S, LSE[:, :A], keep)
-        tiles.ptx_add_(dv, P, dO, j)
-        dS = P.mul_(tiles.qk(dO, v, j).sub_(D[:, :A, :, None]))
+        if P is None:
+            S, keep = tiles.scores(q, k, j)
+            P_j = _weights(S, LSE[:, :A], keep)
+        else:  # the one step's weights, saved by the forward
+            P_j = P
+        tiles.ptx_add_(dv, P_j, dO, j)
+        dS = tiles.qk(dO, v, j).sub_(D[:, :A, :, None]).mul_(P_j)  # P stays intact
         dq[:, :A] += tiles.pv(dS, k, j)
         tiles.ptx_add_(dk, dS, q, j)
     return dq.mul_(scale), dk, dv
 
 
 class OnePassAttention(torch.autograd.Function):
-    r"""The 1-pass cascade on tiles with a recomputing backward (first derivatives only)."""
+    r"""The 1-pass cascade on tiles with a FlashAttention-2 backward (first derivatives only)."""
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, tiles: Tiles, scale: float) -> Tensor:
-        out, LSE = one_pass_forward(q, k, v, tiles, scale)
-        ctx.save_for_backward(q, k, v, out, LSE)
+        out, LSE, P = one_pass_forward(q, k, v, tiles, scale)
+        ctx.save_for_backward(q, k, v, out, LSE, P)
         ctx.tiles, ctx.scale = tiles, scale
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dO: Tensor):
-        q, k, v, out, LSE = ctx.saved_tensors
-        dq, dk, dv = one_pass_backward(dO.contiguous(), q, k, v, out, LSE, ctx.tiles, ctx.scale)
+        q, k, v, out, LSE, P = ctx.saved_tensors
+        dq, dk, dv = one_pass_backward(dO.contiguous(), q, k, v, out, LSE, ctx.tiles, ctx.scale,
+                                       P)
         return dq, dk, dv, None, None
