@@ -1,0 +1,159 @@
+import math
+
+import pytest
+import torch
+from torch_geometric.loader import DataLoader
+
+from plstm_graph.data.ape import grid_graph, load_ape
+from plstm_graph.graph.grid import CORNERS, grid_line_graph
+from plstm_graph.nn import plstm_2d, vit  # noqa: F401  (registers the image models)
+from plstm_graph.nn.models import GraphModel, count_parameters
+from plstm_graph.nn.plstm_2d import PLSTM2DConv, to_corner
+from plstm_graph.nn.vision import GridPositionEmbedding, corner_pool, grid_shape, sincos_2d
+from plstm_graph.ops.plstm import plstm
+from plstm_graph.testing import assert_multitree, assert_same_outputs_and_grads
+
+IMAGE_MODELS = ("plstm-2d", "plstm-2d-d", "vit")
+
+
+def grid_pos(height, width, count):
+    return grid_graph(height, width)[1].repeat(count, 1)
+
+
+def corner_by_corner(conv: PLSTM2DConv, x, pos, count):
+    """The layer's definition, one corner's own line graph at a time (original coordinates)
+    with the per-edge reference kernel."""
+    height, width = grid_shape(pos, count)
+    shape = (x.size(0), conv.heads, conv.head_dim)
+    q = conv.lin_q(x).view(shape) / math.sqrt(conv.head_dim)
+    k, v = conv.lin_k(x).view(shape), conv.lin_v(x).view(shape)
+    direct = torch.sigmoid(conv.lin_direct(x))
+    gates = conv.lin_gates(x).view(x.size(0), len(CORNERS), conv.heads, -1)
+    h = 0
+    for c, corner in enumerate(CORNERS):
+        graph = grid_line_graph(height, width, corner, "P", count).to(x.device)
+        source, transition, mark = conv.edge_gates(gates[:, c], graph)
+        h = h + plstm(q, k, v, source, transition, mark, direct, graph, backend="reference")
+    h = torch.nn.functional.rms_norm(h / 4, (conv.head_dim,), eps=1e-5) * conv.norm_weight
+    return conv.lin_out(h.reshape(x.size(0), -1))
+
+
+@pytest.mark.parametrize("mode", ["P", "D"])
+def test_four_corners_in_one_sweep_equal_each_corner_alone(mode, one_thread):
+    torch.manual_seed(0)
+    conv = PLSTM2DConv(8, heads=2, mode=mode).double()
+    for param in conv.parameters():  # away from the initial (saturated) gates
+        torch.nn.init.normal_(param, std=0.5)
+    pos = grid_pos(3, 4, 2)
+    x = torch.randn(pos.size(0), 8, dtype=torch.float64)
+    assert_same_outputs_and_grads(lambda x, *weights: conv(x, pos, 2),
+                                  lambda x, *weights: corner_by_corner(conv, x, pos, 2),
+                                  [x], names=["x"])
+    fast = torch.autograd.grad(conv(x, pos, 2).square().sum(), list(conv.parameters()))
+    slow = torch.autograd.grad(corner_by_corner(conv, x, pos, 2).square().sum(), list(conv.parameters()))
+    for (name, _), a, b in zip(conv.named_parameters(), fast, slow):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_p_mode_splits_the_flow_and_d_mode_keeps_a_multitree():
+    torch.manual_seed(1)
+    graph = grid_line_graph(4, 5, "top-left", "P")
+    for mode in ("P", "D"):
+        conv = PLSTM2DConv(8, heads=2, mode=mode)
+        torch.nn.init.normal_(conv.lin_gates.weight, std=2.0)
+        with torch.no_grad():
+            gates = conv.lin_gates(torch.randn(20, 8)).view(20, 4, 2, -1)[:, 0]
+            source, transition, mark = conv.edge_gates(gates, graph)
+        assert source.shape == mark.shape == (graph.num_edges, 2)
+        assert transition.shape == (graph.num_line_edges, 2)
+        e_in = graph.line_index[0]
+        if mode == "P":  # every line node passes on at most all it holds
+            outflow = torch.zeros(graph.num_edges, 2).index_add(0, e_in, transition.abs())
+            assert float(outflow.max()) <= 1 + 1e-6
+            interior = torch.bincount(e_in, minlength=graph.num_edges) == 2
+            fraction = torch.sigmoid(gates[..., 3])[graph.edge_index[1]]
+            torch.testing.assert_close(outflow[interior],
+                                       torch.tanh(5 * (1 + gates[graph.edge_index[1], :, 2]))[interior].abs())
+            assert bool(((fraction > 0) & (fraction < 1)).all())
+        else:  # the official D-mode: straight on, or turn from horizontal to vertical
+            kept = graph.line_index[:, (transition != 0).all(-1)]
+            assert kept.size(1) < graph.num_line_edges
+            assert_multitree(kept, graph.num_edges)
+
+
+def test_to_corner_flips_into_top_left_coordinates():
+    values = torch.arange(2 * 6).view(12, 1)  # two 2 x 3 grids
+    assert to_corner(values, 2, 3, "top-left").view(-1).tolist() == list(range(12))
+    assert to_corner(values, 2, 3, "top-right").view(-1)[:6].tolist() == [2, 1, 0, 5, 4, 3]
+    assert to_corner(values, 2, 3, "bottom-left").view(-1)[6:].tolist() == [9, 10, 11, 6, 7, 8]
+    for corner in CORNERS:  # its own inverse
+        assert torch.equal(to_corner(to_corner(values, 2, 3, corner), 2, 3, corner), values)
+
+
+def test_position_embedding_extends_to_larger_grids():
+    embedding = GridPositionEmbedding(16, grid=4)
+    pos = grid_pos(4, 4, 3)
+    x = torch.zeros(pos.size(0), 16)
+    torch.testing.assert_close(embedding(x, pos, 3), embedding.weight.repeat(3, 1))
+    larger = embedding(torch.zeros(64, 16), grid_pos(8, 8, 1), 1)
+    assert larger.shape == (64, 16) and bool(larger.isfinite().all())
+    sincos = GridPositionEmbedding(16, grid=4, kind="sincos")
+    assert torch.equal(sincos(torch.zeros(36, 16), grid_pos(6, 6, 1), 1), sincos_2d(6, 6, 16))
+    assert torch.equal(sincos_2d(6, 6, 16)[:4], sincos_2d(4, 4, 16)[:4])  # same row 0, any size
+    assert not any(p.requires_grad for p in sincos.parameters())
+    with pytest.raises(ValueError, match="kind"):
+        GridPositionEmbedding(16, kind="rope")
+
+
+def test_grid_shape_and_corner_pool():
+    pos = grid_pos(3, 5, 2)
+    assert grid_shape(pos, 2) == (3, 5)
+    x = torch.randn(30, 4)
+    grids = x.view(2, 3, 5, 4)
+    want = (grids[:, 0, 0] + grids[:, 0, 4] + grids[:, 2, 0] + grids[:, 2, 4]) / 4
+    torch.testing.assert_close(corner_pool(x, pos, 2), want)
+    with pytest.raises(ValueError, match="pos"):
+        grid_shape(pos, 3)
+    with pytest.raises(ValueError, match="row-major"):
+        grid_shape(pos.flip(0), 2)
+
+
+@pytest.fixture(scope="module")
+def ape():
+    bench = load_ape(64, patch=16, num_train=6, num_valid=2, num_test=2, num_extrapolation=3)
+    return bench, bench.extrapolation()  # 4 x 4 patches, and 8 x 8 at twice the size
+
+
+@pytest.mark.parametrize("name", IMAGE_MODELS)
+def test_models_run_at_the_training_size_and_extrapolate(name, ape, one_thread):
+    bench, extrapolation = ape
+    torch.manual_seed(0)
+    model = GraphModel(name, 2, features="onehot", node_channels=bench.num_node_features,
+                       hidden=16, layers=2, heads=2, orientation="given")
+    train = next(iter(DataLoader(bench.dataset[bench.split()["train"]], batch_size=6)))
+    out = model(train)
+    assert out.shape == (6, 2) and bool(out.isfinite().all())
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    larger = next(iter(DataLoader(extrapolation, batch_size=3)))
+    assert larger.num_nodes == 3 * 64
+    with torch.no_grad():
+        assert model(larger).shape == (3, 2)
+        # One image alone gives what it gives in a batch.
+        torch.testing.assert_close(model(next(iter(DataLoader(extrapolation[:1])))), model(larger)[:1],
+                                   atol=1e-5, rtol=1e-4)
+
+
+def test_models_are_comparable_in_size():
+    counts = {name: count_parameters(GraphModel(name, 2, features="onehot", node_channels=64,
+                                                hidden=64, layers=2, heads=4, orientation="given"))
+              for name in IMAGE_MODELS}
+    assert max(counts.values()) < 1.2 * min(counts.values()), counts
+
+
+def test_layer_arguments_are_checked():
+    assert repr(PLSTM2DConv(8, 2, "D")) == "PLSTM2DConv(8, heads=2, mode='D')"
+    with pytest.raises(ValueError, match="mode"):
+        PLSTM2DConv(8, 2, "Q")
+    with pytest.raises(ValueError, match="divisible"):
+        PLSTM2DConv(9, 2)
