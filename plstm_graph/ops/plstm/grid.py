@@ -3,8 +3,9 @@ recurrence swept as a diagonal wavefront over the grid's fixed structure.
 
 In corner coordinates (the DAG's corner at ``(0, 0)``, edges pointing right and down) every node
 ``(r, c)`` has at most one horizontal and one vertical input and output edge, so the cell states
-are two grids, ``R[r, c]`` (edge ``(r, c) -> (r, c + 1)``) and ``D[r, c]`` (edge
-``(r, c) -> (r + 1, c)``), and SPEC's recurrence becomes the 2D pLSTM of the paper::
+form one grid ``X[r, c, o]`` with ``o = 0`` the edge ``(r, c) -> (r, c + 1)`` (``R``) and
+``o = 1`` the edge ``(r, c) -> (r + 1, c)`` (``D``), and SPEC's recurrence becomes the 2D pLSTM of
+the paper::
 
     R[r, c] = S_r k v^T + T_rr R[r, c - 1] + T_dr D[r - 1, c]      (gates and k, v at (r, c))
     D[r, c] = S_d k v^T + T_rd R[r, c - 1] + T_dd D[r - 1, c]
@@ -14,22 +15,24 @@ are two grids, ``R[r, c]`` (edge ``(r, c) -> (r, c + 1)``) and ``D[r, c]`` (edge
 and where D-mode pruned it). Nodes on one anti-diagonal ``r + c = d`` depend only on diagonal
 ``d - 1``, so positions are numbered diagonal by diagonal: each diagonal, and the left and
 upper neighbours of its nodes, are contiguous slices. The forward sweep takes one diagonal at
-a time (for every grid and head of the batch at once) and does everything that touches it:
-its source terms, the transitions into it, and the readout of the previous diagonal's states
-by its nodes. Backward sweeps the diagonals the other way with the adjoint recurrence
+a time, for every grid and head of the batch at once: its source terms, the transitions into
+it (both outputs of an input in one multiply-add), and the readout ``q^T C`` of its states
+while they are in cache. Backward sweeps the diagonals the other way with the adjoint
+recurrence
 
     dR[r, c] = M_r q dh^T|_(r, c+1) + T_rr dR[r, c + 1] + T_rd dD[r, c + 1]
     dD[r, c] = M_d q dh^T|_(r+1, c) + T_dr dR[r + 1, c] + T_dd dD[r + 1, c]
 
-and takes every gradient that involves a diagonal while it is at hand. So each ``[K, V]``
-state is written once and then read while it is still in cache: there are no index gathers or
-scatters inside the sweep and no whole-batch passes over the ``[E, H, K, V]`` states, which is
-what makes this faster than the ``levels`` kernel on the same graph.
+reducing each diagonal's ``[K, V]`` states and state gradients to the ``[K]``- and
+``[V]``-sized pieces that every gate and input gradient needs. So each state is written once
+and read while still in cache, with no index gathers or scatters inside the sweep (the
+``levels`` kernel gathers and scatters every line edge's ``[K, V]`` state per level).
 
-Only transitions that exist are applied (runs of present line edges along each diagonal), so
-D-mode skips what it pruned and a NaN reaches exactly what it reaches in the reference.
-:func:`plstm_grid_reference` is the same 2D recurrence as a readable node-by-node loop; both are
-tested against the DAG reference.
+Only existing transitions are applied: runs of nodes whose input continues somewhere, so
+D-mode skips the inputs it pruned and a NaN reaches exactly what it reaches in the reference.
+States of edges that do not exist (beyond the border) may hold junk; nothing reads them.
+:func:`plstm_grid_reference` is the same 2D recurrence as a readable node-by-node loop; both
+are tested against the DAG reference.
 """
 from dataclasses import dataclass
 
@@ -47,25 +50,23 @@ KINDS = ("rr", "rd", "dr", "dd")
 
 @dataclass(frozen=True, eq=False)
 class Diagonal:
-    """Slices of one anti-diagonal ``d`` in the position order (all contiguous).
-
-    ``left`` / ``top``: ``(dst, src)``: the nodes of ``d`` with a left / upper neighbour and
-    those neighbours on ``d - 1`` (``None`` if there are none); ``kinds``: per transition kind,
-    runs ``(dst, src)`` of nodes whose transition exists.
-    """
+    """One anti-diagonal ``d``: its positions ``block``, and runs ``(dst, src)`` of its nodes
+    whose left (``left``) or upper (``top``) input continues, with those inputs' positions on
+    diagonal ``d - 1`` (all contiguous slices)."""
 
     block: slice
-    left: tuple | None
-    top: tuple | None
-    kinds: tuple
+    left: tuple
+    top: tuple
 
 
 @dataclass(frozen=True, eq=False)
 class GridLayout:
     """Where every node, edge and line edge of a :class:`GridLineGraph` sits in the kernel's
-    layout: grid ``b``'s node at position ``p`` (diagonal by diagonal, corner coordinates) is
-    slot ``p * count + b``. Missing edges point at ``num_edges``, missing line edges at
-    ``num_line_edges`` (a zero row appended to the gates)."""
+    layout. Node ``(r, c)`` (corner coordinates) has position ``p`` (diagonal by diagonal);
+    grid ``b``'s node there is slot ``p * count + b``; its outputs ``o`` (0 = right, 1 = down)
+    and transitions of kind ``i`` (:data:`KINDS`) are ``(p * 2 + o) * count + b`` and
+    ``(p * 4 + i) * count + b``. Missing edges point at ``num_edges``, missing line edges at
+    ``num_line_edges``, missing readers at ``height * width`` (zero rows appended)."""
 
     height: int
     width: int
@@ -73,51 +74,37 @@ class GridLayout:
     position: Tensor  # [height, width] position of each node (corner coordinates)
     slot: Tensor  # [N] slot of each node
     node: Tensor  # [N] node at each slot
-    right: Tensor  # [N] edge leaving each slot to the right (R), or num_edges
-    down: Tensor  # [N] edge leaving each slot downwards (D), or num_edges
-    transitions: Tensor  # [4, N] line edge of each kind (KINDS) at each slot, or num_line_edges
+    edges: Tensor  # [2 * N] edge at each output slot
+    transitions: Tensor  # [4 * N] line edge at each transition slot
+    readers: Tensor  # [P * 2] position of the node reading each output
     diagonals: tuple  # Diagonal per d = 0 .. height + width - 2
 
 
-def _diagonals(present: list, height: int, width: int) -> tuple:
-    """:class:`Diagonal` slices from ``present[kind][r][c]`` (corner coordinates)."""
+def _diagonals(left: list, top: list, height: int, width: int) -> tuple:
+    """:class:`Diagonal` runs from ``left[r][c]`` / ``top[r][c]``: does that input continue."""
     first = [max(0, d - width + 1) for d in range(height + width - 1)]
     start = [0]
     for d in range(height + width - 1):
         start.append(start[-1] + min(height - 1, d) - first[d] + 1)
 
-    def at(d: int, row: int) -> int:
-        return start[d] + row - first[d]
+    def runs(d: int, continues: list, row_shift: int) -> tuple:
+        """Maximal runs of rows on ``d`` whose input continues, as ``(dst, src)`` slices; the
+        input sits on ``d - 1``, ``row_shift`` rows up."""
+        rows = [r for r in range(first[d], min(height - 1, d) + 1)
+                if 0 <= d - r < width and continues[r][d - r]]
+        found = []
+        for row in rows:
+            if found and found[-1][1] == row - 1:
+                found[-1][1] = row
+            else:
+                found.append([row, row])
+        return tuple((slice(start[d] + lo - first[d], start[d] + hi - first[d] + 1),
+                      slice(start[d - 1] + lo - row_shift - first[d - 1],
+                            start[d - 1] + hi - row_shift - first[d - 1] + 1))
+                     for lo, hi in found)
 
-    def span(d: int, lo: int, hi: int, row_shift: int) -> tuple | None:
-        """``(dst, src)`` for rows ``lo..hi`` of ``d``, the sources ``row_shift`` rows up."""
-        if lo > hi:
-            return None
-        return (slice(at(d, lo), at(d, hi) + 1),
-                slice(at(d - 1, lo - row_shift), at(d - 1, hi - row_shift) + 1))
-
-    diagonals = []
-    for d in range(height + width - 1):
-        last = min(height - 1, d)
-        left_rows = (first[d], min(last, d - 1))  # column >= 1
-        top_rows = (max(first[d], 1), last)  # row >= 1
-        kinds = []
-        for kind, row_shift in zip(present, (0, 0, 1, 1)):
-            lo, hi = left_rows if row_shift == 0 else top_rows
-            runs, run = [], None
-            for row in range(lo, hi + 1):
-                if kind[row][d - row]:
-                    run = [row, row] if run is None else [run[0], row]
-                elif run is not None:
-                    runs.append(span(d, *run, row_shift))
-                    run = None
-            if run is not None:
-                runs.append(span(d, *run, row_shift))
-            kinds.append(tuple(runs))
-        diagonals.append(Diagonal(slice(start[d], start[d + 1]),
-                                  span(d, *left_rows, 0) if d else None,
-                                  span(d, *top_rows, 1) if d else None, tuple(kinds)))
-    return tuple(diagonals)
+    return tuple(Diagonal(slice(start[d], start[d + 1]), runs(d, left, 0), runs(d, top, 1))
+                 for d in range(height + width - 1))
 
 
 def grid_layout(graph: GridLineGraph) -> GridLayout:
@@ -128,151 +115,148 @@ def grid_layout(graph: GridLineGraph) -> GridLayout:
     r, c = corner_coordinates(height, width, "top-left", device)
     lengths = torch.bincount(r + c, minlength=height + width - 1)
     position = (torch.cumsum(lengths, 0) - lengths)[r + c] + r - (r + c - width + 1).clamp(min=0)
+    readers = torch.stack([torch.where(c + 1 < width, position[(r * width + c + 1) % size], size),
+                           torch.where(r + 1 < height, position[(r * width + c + width) % size], size)],
+                          dim=1)
+    readers = torch.empty_like(readers).index_copy_(0, position, readers)
+
     rows, cols = corner_coordinates(height, width, graph.corner, device)  # of every node
     nodes = torch.arange(graph.num_nodes, device=device)
-    slot = position[rows * width + cols][nodes % size] * count + nodes // size
+    node_position, grid = position[rows * width + cols][nodes % size], nodes // size
+    slot = node_position * count + grid
     node = torch.empty_like(slot).scatter_(0, slot, nodes)
 
     src, dst = graph.edge_index
-    vertical = rows[dst % size] > rows[src % size]
-    edges = torch.arange(graph.num_edges, device=device)
-    right = torch.full_like(slot, graph.num_edges).scatter_(0, slot[src[~vertical]], edges[~vertical])
-    down = torch.full_like(slot, graph.num_edges).scatter_(0, slot[src[vertical]], edges[vertical])
-
+    down = (rows[dst % size] > rows[src % size]).long()  # output direction of every edge
+    edges = torch.full((2 * graph.num_nodes,), graph.num_edges, dtype=torch.long, device=device)
+    edges[(node_position[src] * 2 + down) * count + grid[src]] = torch.arange(graph.num_edges,
+                                                                             device=device)
     e_in, e_out = graph.line_index
-    kind = 2 * vertical[e_in].long() + vertical[e_out].long()
+    kind = 2 * down[e_in] + down[e_out]
     transitions = torch.full((4 * graph.num_nodes,), graph.num_line_edges, dtype=torch.long,
                              device=device)
-    transitions[kind * graph.num_nodes + slot[src[e_out]]] = torch.arange(graph.num_line_edges,
-                                                                          device=device)
-    transitions = transitions.view(4, graph.num_nodes)
-    present = (transitions < graph.num_line_edges).view(4, size, count).cpu()
+    transitions[(node_position[src[e_out]] * 4 + kind) * count + grid[src[e_out]]] = torch.arange(
+        graph.num_line_edges, device=device)
+    present = (transitions < graph.num_line_edges).view(size, 4, count).cpu()
     if not bool((present == present[..., :1]).all()):
         raise ValueError("graph: the grids of a GridLineGraph batch must share one structure")
-    present = present[..., 0][:, position.cpu()].view(4, height, width).tolist()  # [kind][r][c]
-    position = position.view(height, width)
-    return GridLayout(height, width, count, position, slot, node, right, down, transitions,
-                      _diagonals(present, height, width))
+    present = present[position.cpu(), :, 0].view(height, width, 4)  # corner coordinates
+    left, top = present[..., :2].any(-1).tolist(), present[..., 2:].any(-1).tolist()
+    return GridLayout(height, width, count, position.view(height, width), slot, node, edges,
+                      transitions, readers, _diagonals(left, top, height, width))
 
 
 def _gather(x: Tensor, index: Tensor) -> Tensor:
-    """``x[index]`` with ``index == len(x)`` reading a zero row (a missing edge's gate)."""
+    """``x[index]`` with ``index == len(x)`` reading a zero row (a missing edge, line edge or
+    reader)."""
     return torch.cat([x, x.new_zeros(1, *x.shape[1:])]).index_select(0, index)
 
 
 # ---------------------------------------------------------------------------------------------
 # The sweeps on the layout: q, k [P, B, K], v [P, B, V] with P = height * width positions and
-# B = count * heads columns; gates [P, B] (transitions [4, P, B]); states [P, B, K, V].
-# In-cache products: element-wise multiply and sum beat batched matmuls of [1, K] x [K, V].
+# B = count * heads columns; source and mark [P, 2, B] (outputs right, down), transition
+# [P, 4, B] (KINDS); states X [P, 2, B, K, V]. In cache, element-wise products and sums beat
+# batched [1, K] x [K, V] matmuls.
 # ---------------------------------------------------------------------------------------------
 
 
-def _read(q: Tensor, state: Tensor) -> Tensor:
-    """``q^T C``: ``[..., K] x [..., K, V] -> [..., V]``."""
-    return (q[..., None] * state).sum(-2)
+def _by_reader(x: Tensor, layout: GridLayout) -> Tensor:
+    """``[P, B, ...]`` node values at the reader of every output: ``[P, 2, B, ...]``."""
+    return _gather(x, layout.readers.view(-1)).view(-1, 2, *x.shape[1:])
 
 
-def _apply(state: Tensor, v: Tensor) -> Tensor:
-    """``C v``: ``[..., K, V] x [..., V] -> [..., K]``."""
-    return (state * v[..., None, :]).sum(-1)
+def _to_readers(x: Tensor, layout: GridLayout) -> Tensor:
+    """Sum ``[P, 2, B, ...]`` per-output values into their readers: ``[P, B, ...]``."""
+    positions = x.size(0)
+    out = x.new_zeros(positions + 1, *x.shape[2:])
+    return out.index_add_(0, layout.readers.view(-1), x.flatten(0, 1))[:positions]
 
 
-def grid_forward(q, k, v, s_r, s_d, m_r, m_d, t, layout: GridLayout):
-    """Edge part of the output ``[P, B, V]`` and the states ``R, D`` ``[P, B, K, V]``."""
-    right = q.new_empty(*k.shape, v.size(-1))
-    down = torch.empty_like(right)
-    out = q.new_zeros(*q.shape[:-1], v.size(-1))
-    sk_r, sk_d = s_r[..., None] * k, s_d[..., None] * k
-    t = t[..., None, None]
+def grid_forward(q, k, v, source, transition, mark, layout: GridLayout):
+    """Edge part of the output ``[P, B, V]`` and the states ``X`` ``[P, 2, B, K, V]``."""
+    sk = source[..., None] * k[:, None]  # [P, 2, B, K]
+    q_mark = mark[..., None] * _by_reader(q, layout)  # what reads each state: M q
+    t = transition[..., None, None]
+    states = q.new_empty(*sk.shape, v.size(-1))
+    readout = q.new_empty(*sk.shape[:-1], v.size(-1))  # [P, 2, B, V]
     for diag in layout.diagonals:
         block = diag.block
-        torch.mul(sk_r[block, ..., None], v[block, :, None, :], out=right[block])
-        torch.mul(sk_d[block, ..., None], v[block, :, None, :], out=down[block])
-        # (input, output) state of each kind: rr, rd read R; dr, dd read D.
-        for (inflow, outflow), t_kind, runs in zip(
-                ((right, right), (right, down), (down, right), (down, down)), t, diag.kinds):
-            for dst, src in runs:
-                outflow[dst].addcmul_(t_kind[dst], inflow[src])
-        for states, marks, pair in ((right, m_r, diag.left), (down, m_d, diag.top)):
-            if pair is not None:
-                dst, src = pair
-                out[dst] += _read(q[dst] * marks[src, :, None], states[src])
-    return out, right, down
+        torch.mul(sk[block, ..., None], v[block, None, :, None, :], out=states[block])
+        for dst, src in diag.left:  # into both outputs from the left input R[r, c - 1]
+            states[dst].addcmul_(t[dst, 0:2], states[src, 0:1])
+        for dst, src in diag.top:  # from the upper input D[r - 1, c]
+            states[dst].addcmul_(t[dst, 2:4], states[src, 1:2])
+        torch.sum(q_mark[block, ..., None] * states[block], -2, out=readout[block])
+    return _to_readers(readout, layout), states
 
 
-def grid_backward(dh, q, k, v, s_r, s_d, m_r, m_d, t, right, down, layout: GridLayout):
+def grid_backward(dh, q, k, v, source, transition, mark, states, layout: GridLayout):
     """Gradients of :func:`grid_forward`'s output for the cotangent ``dh``:
-    ``(dq, dk, dv, ds_r, ds_d, dm_r, dm_d, dt)``."""
-    d_right, d_down = torch.zeros_like(right), torch.zeros_like(down)
-    dq, dk, dv = torch.zeros_like(q), torch.empty_like(k), torch.empty_like(v)
-    ds_r, ds_d = torch.empty_like(s_r), torch.empty_like(s_d)
-    dm_r, dm_d, dt = torch.zeros_like(m_r), torch.zeros_like(m_d), torch.zeros_like(t)
-    t_ = t[..., None, None]
+    ``(dq, dk, dv, d_source, d_transition, d_mark)``."""
+    sk = source[..., None] * k[:, None]
+    q_read, dh_read = _by_reader(q, layout), _by_reader(dh, layout)
+    q_mark = mark[..., None] * q_read
+    t = transition[..., None, None]
+    d_states = torch.empty_like(states)
+    d_transition = torch.zeros_like(transition)
+    d_states_v = q.new_empty(sk.shape)  # dC v       [P, 2, B, K]
+    states_dh = q.new_empty(sk.shape)  # C dh_reader [P, 2, B, K]
+    dv = torch.empty_like(v)
     diagonals = layout.diagonals
     for d in reversed(range(len(diagonals))):
         block = diagonals[d].block
-        if d + 1 < len(diagonals):
+        torch.mul(q_mark[block, ..., None], dh_read[block, :, :, None, :], out=d_states[block])
+        if d + 1 < len(diagonals):  # the transitions into the next diagonal, backwards
             after = diagonals[d + 1]
-            # Readout of this diagonal's states by the next one's nodes.
-            for states, d_states, marks, d_marks, pair in (
-                    (right, d_right, m_r, dm_r, after.left), (down, d_down, m_d, dm_d, after.top)):
-                if pair is not None:
-                    dst, src = pair
-                    d_states[src].addcmul_((marks[src, :, None] * q[dst])[..., None],
-                                           dh[dst, :, None, :])
-                    state_dh = _apply(states[src], dh[dst])
-                    d_marks[src] = (state_dh * q[dst]).sum(-1)
-                    dq[dst] += marks[src, :, None] * state_dh
-            # Transitions into the next diagonal: their gradients, and the adjoint flow back.
-            for i, ((inflow, d_inflow, d_outflow), t_kind, runs) in enumerate(zip(
-                    ((right, d_right, d_right), (right, d_right, d_down),
-                     (down, d_down, d_right), (down, d_down, d_down)), t_, after.kinds)):
+            for (runs, kinds, i) in ((after.left, slice(0, 2), 0), (after.top, slice(2, 4), 1)):
                 for dst, src in runs:
-                    dt[i, dst] = (d_outflow[dst] * inflow[src]).sum((-2, -1))
-                    d_inflow[src].addcmul_(t_kind[dst], d_outflow[dst])
-        # This diagonal's gradients are complete: the source terms S k v^T.
-        dr_v, dd_v = _apply(d_right[block], v[block]), _apply(d_down[block], v[block])
-        ds_r[block] = (dr_v * k[block]).sum(-1)
-        ds_d[block] = (dd_v * k[block]).sum(-1)
-        dk[block] = s_r[block, :, None] * dr_v + s_d[block, :, None] * dd_v
-        dv[block] = (_read(s_r[block, :, None] * k[block], d_right[block])
-                     + _read(s_d[block, :, None] * k[block], d_down[block]))
-    return dq, dk, dv, ds_r, ds_d, dm_r, dm_d, dt
+                    d_transition[dst, kinds] = (d_states[dst] * states[src, i:i + 1]).sum((-2, -1))
+                    d_states[src, i].addcmul_(t[dst, kinds.start], d_states[dst, 0])
+                    d_states[src, i].addcmul_(t[dst, kinds.start + 1], d_states[dst, 1])
+        # This diagonal's state gradients are final: reduce them and its states.
+        torch.sum(d_states[block] * v[block, None, :, None, :], -1, out=d_states_v[block])
+        torch.sum(states[block] * dh_read[block, :, :, None, :], -1, out=states_dh[block])
+        torch.sum(sk[block, ..., None] * d_states[block], (1, 3), out=dv[block])
+
+    d_source = (d_states_v * k[:, None]).sum(-1)
+    dk = (source[..., None] * d_states_v).sum(1)
+    d_mark = (states_dh * q_read).sum(-1)
+    dq = _to_readers(mark[..., None] * states_dh, layout)
+    return dq, dk, dv, d_source, d_transition, d_mark
 
 
 class GridPLSTM(torch.autograd.Function):
     """The edge part of pLSTM on the grid layout, with the explicit backward above.
 
-    With ``recompute=True`` the states ``R, D`` are swept again in backward instead of kept.
+    With ``recompute=True`` the states are swept again in backward instead of kept.
     """
 
     @staticmethod
-    def forward(ctx, q, k, v, s_r, s_d, m_r, m_d, t, layout: GridLayout, recompute: bool):
-        out, right, down = grid_forward(q, k, v, s_r, s_d, m_r, m_d, t, layout)
+    def forward(ctx, q, k, v, source, transition, mark, layout: GridLayout, recompute: bool):
+        out, states = grid_forward(q, k, v, source, transition, mark, layout)
         ctx.layout, ctx.recompute = layout, recompute
-        ctx.save_for_backward(q, k, v, s_r, s_d, m_r, m_d, t,
-                              *(() if recompute else (right, down)))
+        ctx.save_for_backward(q, k, v, source, transition, mark,
+                              *(() if recompute else (states,)))
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dh):
-        q, k, v, s_r, s_d, m_r, m_d, t, *states = ctx.saved_tensors
+        q, k, v, source, transition, mark, *states = ctx.saved_tensors
         if ctx.recompute:
-            states = grid_forward(q, k, v, s_r, s_d, m_r, m_d, t, ctx.layout)[1:]
-        grads = grid_backward(dh.contiguous(), q, k, v, s_r, s_d, m_r, m_d, t, *states,
+            states = grid_forward(q, k, v, source, transition, mark, ctx.layout)[1:]
+        grads = grid_backward(dh.contiguous(), q, k, v, source, transition, mark, *states,
                               ctx.layout)
         return (*grads, None, None)
 
 
-def _to_layout(q, k, v, source, transition, mark, layout: GridLayout):
-    """Inputs in the layout (``[P, count * heads, ...]``); autograd carries the gathers."""
+def _to_layout(q, k, v, source, transition, mark, layout: GridLayout) -> list:
+    """Inputs in the layout; autograd carries the gathers."""
     positions = layout.height * layout.width
-    nodes = [x.index_select(0, layout.node).view(positions, -1, x.size(-1)) for x in (q, k, v)]
-    edges = [_gather(x, index).view(positions, -1)
-             for x in (source, mark) for index in (layout.right, layout.down)]
-    t = _gather(transition, layout.transitions.view(-1)).view(4, positions, -1)
-    return nodes, edges, t
+    return ([x.index_select(0, layout.node).view(positions, -1, x.size(-1)) for x in (q, k, v)]
+            + [_gather(source, layout.edges).view(positions, 2, -1),
+               _gather(transition, layout.transitions).view(positions, 4, -1),
+               _gather(mark, layout.edges).view(positions, 2, -1)])
 
 
 def _from_layout(out: Tensor, layout: GridLayout, heads: int) -> Tensor:
@@ -286,36 +270,32 @@ def plstm_grid(q, k, v, source, transition, mark, direct, graph: GridLineGraph,
         raise ValueError(f"graph must be a GridLineGraph for the grid backend, got "
                          f"{type(graph).__name__}")
     layout = graph.cached("grid_layout", grid_layout)
-    (qg, kg, vg), (s_r, s_d, m_r, m_d), t = _to_layout(q, k, v, source, transition, mark, layout)
-    out = GridPLSTM.apply(qg, kg, vg, s_r, s_d, m_r, m_d, t, layout, recompute)
+    out = GridPLSTM.apply(*_to_layout(q, k, v, source, transition, mark, layout), layout,
+                          recompute)
     return _from_layout(out, layout, q.size(1)) + direct_term(q, k, v, direct)
 
 
 def plstm_grid_reference(q, k, v, source, transition, mark, direct, graph: GridLineGraph,
                          recompute: bool = False) -> Tensor:
     """The 2D recurrence of the module docstring, node by node in row-major corner order."""
-    layout = grid_layout(graph)
-    (qg, kg, vg), (s_r, s_d, m_r, m_d), t = _to_layout(q, k, v, source, transition, mark, layout)
-    t_rr, t_rd, t_dr, t_dd = (x[..., None, None] for x in t)
+    layout, heads, direct_part = grid_layout(graph), q.size(1), direct_term(q, k, v, direct)
+    q, k, v, s, t, m = _to_layout(q, k, v, source, transition, mark, layout)
+    s, t, m = s[..., None, None], t[..., None, None], m[..., None, None]
     at = layout.position.tolist()
     right, down, out = {}, {}, {}
     for r in range(layout.height):
         for c in range(layout.width):
             p = at[r][c]
-            kv = kg[p, :, :, None] * vg[p, :, None, :]
-            memory = torch.zeros_like(kv)
-            left = up = 0
-            if c > 0:
-                left = right[r, c - 1]
-                memory = memory + m_r[at[r][c - 1], :, None, None] * left
-            if r > 0:
-                up = down[r - 1, c]
-                memory = memory + m_d[at[r - 1][c], :, None, None] * up
-            out[p] = torch.einsum("bk,bkv->bv", qg[p], memory)
-            right[r, c] = s_r[p, :, None, None] * kv + t_rr[p] * left + t_dr[p] * up
-            down[r, c] = s_d[p, :, None, None] * kv + t_rd[p] * left + t_dd[p] * up
+            kv = k[p, :, :, None] * v[p, :, None, :]
+            left = right[r, c - 1] if c > 0 else torch.zeros_like(kv)
+            up = down[r - 1, c] if r > 0 else torch.zeros_like(kv)
+            left_mark = m[at[r][c - 1], 0] if c > 0 else 0
+            up_mark = m[at[r - 1][c], 1] if r > 0 else 0
+            out[p] = torch.einsum("bk,bkv->bv", q[p], left_mark * left + up_mark * up)
+            right[r, c] = s[p, 0] * kv + t[p, 0] * left + t[p, 2] * up  # T_rr, T_dr
+            down[r, c] = s[p, 1] * kv + t[p, 1] * left + t[p, 3] * up  # T_rd, T_dd
     out = torch.stack([out[p] for p in range(len(out))])
-    return _from_layout(out, layout, q.size(1)) + direct_term(q, k, v, direct)
+    return _from_layout(out, layout, heads) + direct_part
 
 
 register_backend("grid", plstm_grid, auto_for=lambda graph: isinstance(graph, GridLineGraph))
