@@ -3,10 +3,10 @@ import math
 
 import torch
 from torch import Tensor
-from torch.nn import Linear
+from torch.nn import Embedding, Linear
 from torch_geometric.utils import degree
 
-FEATURES = ("ogb", "onehot")
+FEATURES = ("ogb", "onehot", "tokens")
 
 
 class DegreeEncoding(torch.nn.Module):
@@ -43,12 +43,13 @@ class DegreeEncoding(torch.nn.Module):
 class FeatureEncoder(torch.nn.Module):
     r"""Embeds node (or edge) input features into ``channels``: OGB's ``AtomEncoder`` /
     ``BondEncoder`` for integer OGB molecule features, a ``Linear`` layer for float (one-hot)
-    features.
+    features, a learned ``Embedding`` for token ids (e.g. the words at a parse tree's leaves).
 
     Args:
         channels: output size.
-        features: ``"ogb"`` or ``"onehot"``.
-        in_channels: input size (``"onehot"`` only).
+        features: ``"ogb"``, ``"onehot"`` or ``"tokens"``.
+        in_channels: input size (``"onehot"``), or vocabulary size (``"tokens"``: ids
+            ``0 .. in_channels - 1``).
         kind: ``"node"`` or ``"edge"`` (``"ogb"`` only: atom or bond vocabulary).
 
     Shapes:
@@ -69,12 +70,13 @@ class FeatureEncoder(torch.nn.Module):
             self.encoder = (AtomEncoder if kind == "node" else BondEncoder)(channels)
         else:
             if not in_channels:
-                raise ValueError(f"in_channels must be a positive int for 'onehot' features, "
+                raise ValueError(f"in_channels must be a positive int for {features!r} features, "
                                  f"got {in_channels!r}")
-            self.encoder = Linear(in_channels, channels)
+            self.encoder = (Linear(in_channels, channels) if features == "onehot"
+                            else Embedding(in_channels, channels))
 
     def reset_parameters(self):
-        if isinstance(self.encoder, Linear):
+        if isinstance(self.encoder, (Linear, Embedding)):
             self.encoder.reset_parameters()
         else:
             for embedding in self.encoder.modules():
@@ -82,9 +84,11 @@ class FeatureEncoder(torch.nn.Module):
                     torch.nn.init.xavier_uniform_(embedding.weight.data)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.features == "ogb":
-            return self.encoder(x.long().view(x.size(0), -1))
-        return self.encoder(x.float().view(x.size(0), -1))
+        if isinstance(self.encoder, Linear):
+            return self.encoder(x.float().view(x.size(0), -1))
+        if isinstance(self.encoder, Embedding):
+            return self.encoder(x.long().view(-1))
+        return self.encoder(x.long().view(x.size(0), -1))
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.channels}, features={self.features!r}, kind={self.kind!r})"

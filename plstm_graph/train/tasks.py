@@ -72,13 +72,26 @@ class Task:
         return diff[known].pow(2).mean()
 
 
-def score(dataset, y_true: Tensor, y_pred: Tensor, root_mask: Tensor | None = None) -> float:
-    """The dataset's own metric (``dataset.evaluate``); NaN where it is undefined (e.g. ROC-AUC
-    on a batch with a single class). Node-level datasets also get the roots of their graphs."""
+def metric_names(dataset) -> tuple[str, ...]:
+    """The dataset's main metric, then its extra ones (e.g. Pearson r beside RMSE)."""
+    return (dataset.metric, *getattr(dataset, "extra_metrics", ()))
+
+
+def score(dataset, y_true: Tensor, y_pred: Tensor, root_mask: Tensor | None = None,
+          name: str | None = None) -> float:
+    """Metric ``name`` of the dataset (default: its main metric, ``dataset.evaluate``); NaN where
+    it is undefined (e.g. ROC-AUC on a batch with a single class). Node-level datasets also get
+    the root mask of their graphs."""
+    kwargs = {} if root_mask is None else {"mask": root_mask}
     try:
-        value = (dataset.evaluate(y_true, y_pred) if root_mask is None
-                 else dataset.evaluate(y_true, y_pred, root_mask=root_mask))
+        value = (dataset.evaluate(y_true, y_pred, **kwargs) if name in (None, dataset.metric)
+                 else dataset.evaluate_metric(name, y_true, y_pred, **kwargs))
     except (RuntimeError, ValueError, ZeroDivisionError):
         return math.nan
     value = float(value)
     return value if np.isfinite(value) else math.nan
+
+
+def scores(dataset, y_true: Tensor, y_pred: Tensor, root_mask: Tensor | None = None) -> dict:
+    """Every metric of :func:`metric_names`, by name."""
+    return {name: score(dataset, y_true, y_pred, root_mask, name) for name in metric_names(dataset)}

@@ -15,7 +15,7 @@ from .checkpoint import rng_states, set_rng_states
 from .config import TrainConfig
 from .data import Splits
 from .schedule import warmup_cosine
-from .tasks import Task, score
+from .tasks import Task, metric_names, scores
 
 
 def build_model(config: TrainConfig, spec) -> GraphModel:
@@ -142,19 +142,18 @@ class Trainer:
         for callback in self.callbacks:
             getattr(callback, hook)(self, *args)
 
-    def evaluate(self, split: str) -> float:
-        """The dataset's metric on ``split`` (NaN for an empty split), over all ranks."""
+    def evaluate(self, split: str) -> dict:
+        """The dataset's metrics on ``split`` (NaN for an empty split), over all ranks."""
         graphs = getattr(self.splits, split)
         if not graphs:
-            return math.nan
+            return dict.fromkeys(metric_names(self.spec), math.nan)
         mine = distributed.shard(torch.arange(len(graphs)), self.context).tolist()
         loader = batches([graphs[i] for i in mine], self.config.batch_size)
         y, pred, roots = predict(self.model, loader, self.task, self.device)
         parts = [y, pred] + ([roots] if roots is not None else [])
-        parts = distributed.all_gather(parts, self.context)
-        return score(self.spec, *parts)
+        return scores(self.spec, *distributed.all_gather(parts, self.context))
 
-    def train_epoch(self) -> tuple[float, float]:
+    def train_epoch(self) -> tuple[float, dict]:
         self.ddp.train()
         graphs, context = self.splits.train, self.context
         order = self.epoch_order().split(self.config.batch_size)
@@ -172,7 +171,7 @@ class Trainer:
             step_loss, step_count = distributed.all_sum(local, context)
             if not math.isfinite(step_loss):
                 self.diverged = {"epoch": self.epoch + 1, "step": step + 1, "loss": step_loss}
-                return math.nan, math.nan
+                return math.nan, {}
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
@@ -185,7 +184,7 @@ class Trainer:
                 roots.append(batch.root_mask.cpu())
             self._call("on_batch_end", step, total / count)
         parts = [torch.cat(ys), torch.cat(preds)] + ([torch.cat(roots)] if roots else [])
-        return total / count, score(self.spec, *distributed.all_gather(parts, context))
+        return total / count, scores(self.spec, *distributed.all_gather(parts, context))
 
     def fit(self) -> dict:
         """Trains the remaining epochs and returns the run's summary."""
@@ -193,14 +192,16 @@ class Trainer:
         metric = self.metric
         while self.epoch < self.config.epochs:
             start = time.perf_counter()
-            train_loss, train_metric = self.train_epoch()
+            train_loss, train_scores = self.train_epoch()
             if self.diverged is not None:
                 break
             seconds = time.perf_counter() - start
             record = {"epoch": self.epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
-                      "train_loss": train_loss, f"train_{metric}": train_metric,
-                      f"valid_{metric}": self.evaluate("valid"),
-                      f"test_{metric}": self.evaluate("test"), "train_seconds": seconds}
+                      "train_loss": train_loss}
+            for split, values in (("train", train_scores), ("valid", self.evaluate("valid")),
+                                  ("test", self.evaluate("test"))):
+                record.update({f"{split}_{name}": value for name, value in values.items()})
+            record["train_seconds"] = seconds
             self.history.append(record)
             self.epoch += 1
             if better(record[f"valid_{metric}"], self.best and self.best[f"valid_{metric}"],
@@ -221,6 +222,8 @@ class Trainer:
             "epochs": self.epoch, "best_epoch": best.get("epoch"),
             "train": best.get(f"train_{metric}"), "valid": best.get(f"valid_{metric}"),
             "test": best.get(f"test_{metric}"),
+            **{f"{split}_{name}": best.get(f"{split}_{name}")
+               for name in metric_names(self.spec)[1:] for split in ("valid", "test")},
             "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
             "num_graphs": {name: len(graphs) for name, graphs in self.splits},
             "world_size": self.context.world_size,
