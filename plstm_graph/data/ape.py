@@ -44,6 +44,7 @@ from torch import Tensor
 from torch_geometric.data import Data, Dataset
 
 from plstm_graph.data.benchmark import BenchmarkDataset
+from plstm_graph.graph.grid import corner_coordinates, grid_edge_index
 from plstm_graph.graph.validation import check_positive_int
 
 #: The prefix of the dataset family: ``ape-64`` is 64 px images.
@@ -215,11 +216,8 @@ def patchify(images: Tensor, patch: int) -> Tensor:
 def grid_graph(height: int, width: int) -> tuple:
     """``edge_index`` of the grid DAG (every patch to its right and lower neighbour) and
     ``pos`` ``[height * width, 2]`` (row, col), node ``r * width + c``."""
-    node = torch.arange(height * width).view(height, width)
-    right = torch.stack([node[:, :-1].reshape(-1), node[:, 1:].reshape(-1)])
-    down = torch.stack([node[:-1, :].reshape(-1), node[1:, :].reshape(-1)])
-    pos = torch.stack(torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij"), -1)
-    return torch.cat([right, down], dim=1), pos.view(-1, 2)
+    rows, cols = corner_coordinates(height, width, "top-left")
+    return grid_edge_index(height, width, "top-left"), torch.stack([rows, cols], dim=1)
 
 
 class APEDataset(Dataset):
