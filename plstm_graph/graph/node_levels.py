@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from .orientation import check_acyclic
+from .prepare import orient_dag
 from .topology import csr
 
 
@@ -96,3 +97,13 @@ def node_schedule(edge_index: Tensor, num_nodes: int, depth: Tensor | None = Non
         inputs[level] = LevelInputs([(s, position[src[run]]) for s, run in runs],
                                     position[dst[edges]], edges)
     return NodeSchedule(edge_index, num_nodes, depth, order, rank, ptr.tolist(), inputs)
+
+
+def prepare_node_schedule(edge_index: Tensor, num_nodes: int, orientation: str = "index",
+                          reverse: bool = False) -> NodeSchedule:
+    """Orient ``edge_index`` into a DAG (as :func:`~plstm_graph.prepare_dag` does) and lay out
+    its node levels; ``reverse=True`` lays out the reversed DAG (sinks first)."""
+    dag_edge_index, _, depth = orient_dag(edge_index, num_nodes, orientation)
+    if reverse:
+        return node_schedule(dag_edge_index.flip(0), int(num_nodes))
+    return node_schedule(dag_edge_index, int(num_nodes), depth)
