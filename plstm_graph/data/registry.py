@@ -5,8 +5,9 @@ molecule sets (``ogbg-molbace``, ...), the TU sets of the pLSTM paper available 
 (``MUTAG``, ``NCI1``, ``PROTEINS``, ``PTC_MR``), ``tu:NAME`` for any other TU dataset, and the
 embedded default ``tpsa``, the directed data ``enas`` (architecture DAGs), ``sst`` and
 ``sst-binary`` (sentiment trees, node-level labels), and the generated arrow-pointing images
-``ape-<size>`` (e.g. ``ape-64``, see :mod:`plstm_graph.data.ape`). Keyword arguments go to the
-loader (``download``, ``transform``).
+``ape-<size>`` (e.g. ``ape-64``, see :mod:`plstm_graph.data.ape`), and the generated long-range
+look-ups ``longrange-<kind>-<depth>`` (e.g. ``longrange-dag-16``, ``longrange-tree-64``, see
+:mod:`plstm_graph.data.longrange`). Keyword arguments go to the loader (``download``, ``transform``).
 """
 from functools import partial
 from typing import Callable, Dict, List, Optional
@@ -14,6 +15,7 @@ from typing import Callable, Dict, List, Optional
 from plstm_graph.data.ape import load_ape, parse_ape_name
 from plstm_graph.data.benchmark import BenchmarkDataset
 from plstm_graph.data.enas import load_enas
+from plstm_graph.data.longrange import load_longrange, parse_longrange_name
 from plstm_graph.data.ogb import OGB_MOLECULE_DATASETS, load_ogb
 from plstm_graph.data.root import PathLike
 from plstm_graph.data.sst import load_sst
@@ -52,6 +54,8 @@ def get_dataset(name: str, root: Optional[PathLike] = None, **kwargs) -> Benchma
     ape_size = parse_ape_name(name) if isinstance(name, str) else None
     if ape_size is not None:
         return load_ape(ape_size, root=root, **kwargs)
+    if parse_longrange_name(name) is not None:
+        return load_longrange(name, root=root, **kwargs)
     if name not in _LOADERS:
         raise ValueError(f"name: unknown dataset {name!r}; valid names: {', '.join(dataset_names())} "
                          f"(or {TU_PREFIX}NAME for any TU dataset)")
