@@ -79,7 +79,7 @@ def find_sources(what: str, layouts: Sequence[Layout], root: Optional[PathLike] 
 
 def source_key(sources: Sequence[Path], options: dict) -> str:
     """A short hex key of ``sources`` (path, size, mtime) and the JSON-able ``options``."""
-    stamps = [[str(Path(path).absolute()), os.stat(path).st_size, os.stat(path).st_mtime_ns]
+    stamps = [[str(Path(path).resolve()), os.stat(path).st_size, os.stat(path).st_mtime_ns]
               for path in sources]
     text = json.dumps([stamps, options], sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
