@@ -43,6 +43,19 @@ def test_pyg_batch_equals_graph_by_graph_and_permutation_equivariant():
     torch.testing.assert_close(block(graphs[1].x[perm]), alone[3:73][perm], atol=1e-5, rtol=1e-5)
 
 
+def test_autocast_bfloat16_trains_close_to_float32():
+    torch.manual_seed(0)
+    block = GraphTransformerBlock(16, heads=4)
+    batch = batch_of_sizes(SIZES)
+    x = torch.randn(batch.numel(), 16)
+    want = block(x, batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = block(x, batch)  # the projections give bfloat16 q, k, v
+    out.float().square().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in block.parameters())
+    torch.testing.assert_close(out.float(), want, atol=5e-2, rtol=5e-2)
+
+
 def test_reset_parameters_repr_and_dropout():
     block = GraphTransformerBlock(12, heads=3, dropout=0.5)
     torch.manual_seed(1)

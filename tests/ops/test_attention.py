@@ -52,6 +52,26 @@ def test_float32_close_to_sdpa(passes):
                                graphwise_sdpa(q, k, v, batch), atol=1e-5, rtol=1e-5)
 
 
+# Computed in the input dtype instead, the errors reach 2e-3 and 2e-2.
+@pytest.mark.parametrize("dtype, tol", [(torch.float16, 1e-3), (torch.bfloat16, 8e-3)])
+@pytest.mark.parametrize("passes", [1, 2, 3])
+def test_half_precision_against_float64(passes, dtype, tol):
+    """Half inputs are computed in float32: only the rounding of the results to ``dtype``
+    separates them from float64 on the same (rounded) inputs."""
+    batch = batch_of_sizes(SIZES)
+    inputs = [x.to(dtype) for x in random_qkv(batch.numel(), dtype=torch.float32)]
+    cotangent = torch.randn(batch.numel(), 2, 5, generator=torch.Generator().manual_seed(1))
+    out, grads = outputs_and_grads(
+        lambda q, k, v: einsum_attention(q, k, v, batch, passes=passes, chunk_size=13),
+        inputs, cotangent.to(dtype))
+    want, want_grads = outputs_and_grads(lambda q, k, v: graphwise_sdpa(q, k, v, batch),
+                                         [x.double() for x in inputs], cotangent.to(dtype).double())
+    assert out.dtype == dtype and all(g.dtype == dtype for g in grads)
+    for name, got, expected in zip(("output",) + QKV, [out] + grads, [want] + want_grads):
+        torch.testing.assert_close(got.double(), expected, atol=tol, rtol=0,
+                                   msg=lambda m, name=name: f"{name}: {m}")
+
+
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("passes", [1, 2, 3])
 def test_gradcheck(passes, causal):

@@ -22,7 +22,9 @@ def einsum_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] = 
     per head, where :math:`\mathcal{G}(n)` holds the nodes of n's graph (only those
     n' <= n when ``causal``) and :math:`s` = ``scale``, by default :math:`K^{-1/2}` as in
     :func:`torch.nn.functional.scaled_dot_product_attention`, so that the two compare
-    directly. A row with nothing to attend to gives 0, not NaN.
+    directly. A row with nothing to attend to gives 0, not NaN. Half-precision inputs
+    (float16, bfloat16) are computed in float32, also under :func:`torch.autocast`, and the
+    output has the inputs' dtype.
 
     ``passes`` picks the cascade; all three compute the same function:
 
@@ -50,10 +52,17 @@ def einsum_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] = 
         - **output:** :math:`(N, H, V)`
     """
     _check(q, k, v, batch, passes, chunk_size, causal, scale)
-    if passes == 3:
-        return naive_attention(q, k, v, batch, causal=causal, scale=scale)
-    cascade = one_pass_attention if passes == 1 else two_pass_attention
-    return cascade(q, k, v, batch, chunk_size=chunk_size, causal=causal, scale=scale)
+    # Half inputs are computed in float32 (CPUs lack half matmuls, and sums of many weights
+    # would round), with autocast off so that it does not cast the products back down.
+    dtype = q.dtype
+    q, k, v = (x.to(torch.promote_types(dtype, torch.float32)) for x in (q, k, v))
+    with torch.autocast(q.device.type, enabled=False):
+        if passes == 3:
+            out = naive_attention(q, k, v, batch, causal=causal, scale=scale)
+        else:
+            cascade = one_pass_attention if passes == 1 else two_pass_attention
+            out = cascade(q, k, v, batch, chunk_size=chunk_size, causal=causal, scale=scale)
+    return out.to(dtype)
 
 
 def _check(q, k, v, batch, passes, chunk_size, causal, scale) -> None:
