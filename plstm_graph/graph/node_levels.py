@@ -19,14 +19,18 @@ from .topology import csr
 class LevelInputs:
     """The DAG edges into one level, grouped by the level their source lies on.
 
-    ``sources[j] = (level s, positions p)``: the sources of group ``j`` are rows ``p`` of level
-    ``s``; ``target`` is each edge's target row within this level, in the groups' order.
-    ``edge`` is each edge's column in the DAG's ``edge_index``, in the same order.
+    ``sources[j] = (level s, rows p)``: the sources of group ``j`` are rows ``p`` of level ``s``
+    (``p = None``: all rows of level ``s``, in order). ``target`` is each edge's target row within
+    this level, in the groups' order (ascending within a group); ``edge`` is each edge's column in
+    the DAG's ``edge_index``, in the same order. ``one_each``: every node of the level has exactly
+    one predecessor and edge ``j`` targets row ``j`` (chains, trees from the root down), so sums
+    over predecessors are the gathered rows themselves.
     """
 
     sources: list
     target: Tensor
     edge: Tensor
+    one_each: bool
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,6 +69,12 @@ class NodeSchedule:
                 f"num_edges={self.edge_index.size(1)}, num_levels={self.num_levels})")
 
 
+def _rows_or_all(rows: Tensor, size: int) -> Tensor | None:
+    """``None`` when ``rows`` are all ``size`` rows in order (the gather can be skipped)."""
+    whole = rows.numel() == size and bool((rows == torch.arange(size, device=rows.device)).all())
+    return None if whole else rows
+
+
 def node_schedule(edge_index: Tensor, num_nodes: int, depth: Tensor | None = None) -> NodeSchedule:
     """The level layout of a DAG (``edge_index`` taken as given; a cycle raises ``ValueError``).
 
@@ -83,19 +93,22 @@ def node_schedule(edge_index: Tensor, num_nodes: int, depth: Tensor | None = Non
     position = rank - ptr[depth]  # row within the node's level
 
     src, dst = edge_index
-    # Edges sorted by (target level, source level): each (target, source) level pair is one
-    # contiguous run, read from one level tensor with one gather.
+    # Edges sorted by (target level, source level, target row): each (target, source) level pair
+    # is one contiguous run, read from one level tensor with one gather.
+    edge = torch.sort(rank[dst], stable=True).indices
     pair = depth[dst] * num_levels + depth[src]
-    edge = torch.sort(pair, stable=True).indices
+    edge = edge[torch.sort(pair[edge], stable=True).indices]
     pairs, counts = torch.unique_consecutive(pair[edge], return_counts=True)
+    level_sizes = (ptr[1:] - ptr[:-1]).tolist()
     inputs: list = [None] * num_levels
     groups: dict[int, list] = {}
     for key, run in zip(pairs.tolist(), torch.split(edge, counts.tolist())):
         groups.setdefault(key // num_levels, []).append((key % num_levels, run))
     for level, runs in groups.items():
-        edges = torch.cat([run for _, run in runs])
-        inputs[level] = LevelInputs([(s, position[src[run]]) for s, run in runs],
-                                    position[dst[edges]], edges)
+        edges = torch.cat([run for _, run in runs]) if len(runs) > 1 else runs[0][1]
+        sources = [(s, _rows_or_all(position[src[run]], level_sizes[s])) for s, run in runs]
+        one_each = len(runs) == 1 and edges.numel() == level_sizes[level]
+        inputs[level] = LevelInputs(sources, position[dst[edges]], edges, one_each)
     return NodeSchedule(edge_index, num_nodes, depth, order, rank, ptr.tolist(), inputs)
 
 

@@ -127,9 +127,22 @@ def test_schedule_levels():
     for level, inputs in enumerate(schedule.inputs[1:], start=1):
         start = schedule.node_ptr[level]
         assert torch.equal(schedule.order[start + inputs.target], dst[inputs.edge])
-        sources = torch.cat([schedule.order[schedule.node_ptr[s] + rows]
-                             for s, rows in inputs.sources])
+        sources = torch.cat([schedule.order[schedule.node_ptr[s] + (
+            torch.arange(schedule.level_sizes[s]) if rows is None else rows)]
+            for s, rows in inputs.sources])
         assert torch.equal(sources, src[inputs.edge])
+        if inputs.one_each:
+            assert torch.equal(inputs.target, torch.arange(schedule.level_sizes[level]))
+
+
+def test_schedule_fast_paths():
+    """Chains read the whole previous level; trees from the root down have one predecessor per
+    node; leaves -> root trees have neither."""
+    inputs = node_schedule(*chain(4)).inputs
+    assert all(i.one_each and i.sources[0][1] is None for i in inputs[1:])
+    tree, n = random_tree(30, torch.Generator().manual_seed(5))
+    assert all(i.one_each for i in node_schedule(tree, n).inputs[1:])
+    assert not all(i.one_each for i in node_schedule(tree.flip(0), n).inputs[1:])
 
 
 def test_errors():

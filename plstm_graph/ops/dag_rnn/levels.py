@@ -16,7 +16,8 @@ from ...graph.node_levels import LevelInputs, NodeSchedule
 
 def _gather(states: list, inputs: LevelInputs) -> Tensor:
     """Rows of earlier levels' ``states`` for every edge into a level, in ``inputs``' order."""
-    parts = [states[level].index_select(0, rows) for level, rows in inputs.sources]
+    parts = [states[level] if rows is None else states[level].index_select(0, rows)
+             for level, rows in inputs.sources]
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
@@ -28,6 +29,7 @@ def _sum_into(rows: Tensor, target: Tensor, size: int) -> Tensor:
 def dag_lstm_levels(gates: Tensor, weight_iou: Tensor, weight_f: Tensor, graph: NodeSchedule,
                     attention: Tensor | None = None) -> Tensor:
     hidden = gates.size(-1)
+    weight = torch.cat([weight_iou, weight_f])  # U_{i,o,u,f}, for nodes with one predecessor
     # One split, not a slice per level: the backward of a slice is a zero tensor of the full
     # size, which would make a deep DAG quadratic.
     level_gates = gates.index_select(0, graph.order).split(graph.level_sizes)
@@ -36,6 +38,10 @@ def dag_lstm_levels(gates: Tensor, weight_iou: Tensor, weight_f: Tensor, graph: 
         if inputs is None:  # level 0: no predecessors, h~ = 0
             i, o, u = g[:, :3].unbind(1)
             c = torch.sigmoid(i) * torch.tanh(u)
+        elif inputs.one_each:  # h~ = h_p (an attention weight over one predecessor is 1)
+            h_pred, c_pred = _gather(hs, inputs), _gather(cs, inputs)
+            i, o, u, f = (g + F.linear(h_pred, weight).view(g.shape)).unbind(1)
+            c = torch.sigmoid(i) * torch.tanh(u) + torch.sigmoid(f) * c_pred
         else:
             size, target = g.size(0), inputs.target
             h_pred, c_pred = _gather(hs, inputs), _gather(cs, inputs)
