@@ -1,15 +1,18 @@
 """Datasets built from source files once, then read back from a processed cache.
 
-The cache folder is named by a key of the source files' paths, sizes and modification times and
-the build options, so an edited or replaced source is processed again and the raw folder (often
-read-only, like ``../shared/data``) is never written to. Processed files are written under a
-temporary name and renamed into place: a reader, or a second process building the same cache at
-the same time, never sees half a file.
+Sources are looked for in the data roots (:func:`plstm_graph.data.root.data_roots`), in one of
+several layouts, each file plain or gzipped; a download goes to the first writable root (else
+the cache) through a staging folder, so no half-downloaded file is ever found. The cache folder
+is named by a key of the sources' paths, sizes and modification times and the build options, so
+an edited or replaced source is processed again and the raw folders (often read-only, like
+``../shared/data``) are never written to. Processed files are written atomically
+(:mod:`plstm_graph.data.atomic`), and an unreadable cache is processed again.
 """
 import gzip
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import IO, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -18,8 +21,9 @@ from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 from torch_geometric.utils import cumsum
 
+from plstm_graph.data.atomic import atomic_path, load_or_reprocess, make_staging_dir, new_folder
 from plstm_graph.data.errors import DatasetNotFoundError
-from plstm_graph.data.root import PathLike, cache_dir, data_root, is_writable
+from plstm_graph.data.root import PathLike, cache_dir, data_roots, describe_roots, writable_root
 
 Layout = Sequence[str]
 
@@ -30,9 +34,10 @@ def open_text(path: PathLike) -> IO[str]:
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
 
 
-def download_folder(root: Path) -> Path:
-    """Where a download goes: the data root, or the cache when the root is read-only."""
-    return root if is_writable(root) else cache_dir("downloads")
+def download_folder(root: Optional[PathLike] = None) -> Path:
+    """Where a download goes: the first writable data root, else the cache."""
+    writable = writable_root(root)
+    return writable if writable is not None else cache_dir("downloads")
 
 
 def _find(folder: Path, layouts: Sequence[Layout]) -> Optional[List[Path]]:
@@ -50,31 +55,38 @@ def _find(folder: Path, layouts: Sequence[Layout]) -> Optional[List[Path]]:
 
 def find_sources(what: str, layouts: Sequence[Layout], root: Optional[PathLike] = None,
                  fetch: Optional[Callable[[Path], None]] = None) -> List[Path]:
-    """The files of the first layout found under the data root (or the download folder).
+    """The files of the first layout found in the data roots (then in the download cache).
 
-    Each layout lists paths relative to the root; each file may also be gzipped (``NAME.gz``).
-    When none is found, ``fetch(folder)`` (if given) downloads the data into
-    :func:`download_folder` in one of the layouts, else :class:`DatasetNotFoundError` says where
-    the files belong.
+    Each layout lists paths relative to a root; each file may also be gzipped (``NAME.gz``).
+    When none is found, ``fetch(folder)`` (if given) downloads the data into an empty folder in
+    one of the layouts, and the files of that layout move to :func:`download_folder`; else (or
+    when that fails) :class:`DatasetNotFoundError` says where the files belong.
     """
-    root = data_root(root)
-    for folder in dict.fromkeys((root, download_folder(root))):
+    for folder in dict.fromkeys([*data_roots(root), cache_dir("downloads")]):
         found = _find(folder, layouts)
         if found is not None:
             return found
-    wanted = " or ".join(", ".join(str(root / name) for name in layout) for layout in layouts)
+    wanted = " or ".join(", ".join(layout) for layout in layouts)
+    missing = f"{what}: not found; put {wanted} (each may be gzipped) in a data root ({describe_roots(root)})"
     if fetch is None:
-        raise DatasetNotFoundError(f"{what}: not found; put {wanted} (each may be gzipped)")
-    folder = download_folder(root)
+        raise DatasetNotFoundError(missing)
     try:
-        fetch(folder)
+        with new_folder(download_folder(root)) as folder:  # removed again if the download fails
+            staging = make_staging_dir(folder, what, ".download")
+            try:
+                fetch(staging)
+                found = _find(staging, layouts)
+                if found is None:
+                    raise FileNotFoundError(f"it did not give {wanted}")
+                placed = [folder / path.relative_to(staging) for path in found]
+                for path, target in zip(found, placed):
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     except Exception as error:  # no network shows up as URLError, OSError, ...
-        raise DatasetNotFoundError(f"{what}: not found at {wanted} (each may be gzipped), and the "
-                                   f"download failed ({error})") from error
-    found = _find(folder, layouts)
-    if found is None:
-        raise DatasetNotFoundError(f"{what}: the download into {folder} did not give {wanted}")
-    return found
+        raise DatasetNotFoundError(f"{missing}, and the download failed ({error})") from error
+    return placed
 
 
 def source_key(sources: Sequence[Path], options: dict) -> str:
@@ -83,17 +95,6 @@ def source_key(sources: Sequence[Path], options: dict) -> str:
               for path in sources]
     text = json.dumps([stamps, options], sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
-
-
-def replace_atomically(path: str, write: Callable[[str], None]) -> None:
-    """``write(temporary)`` beside ``path``, then rename it to ``path`` in one step."""
-    partial = f"{path}.{os.getpid()}.tmp"
-    try:
-        write(partial)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
 
 
 class ProcessedDataset(InMemoryDataset):
@@ -114,7 +115,11 @@ class ProcessedDataset(InMemoryDataset):
     def __init__(self, kind: str, sources: Sequence[Path], options: dict,
                  transform: Optional[Callable] = None):
         self.sources, self.options = [Path(path) for path in sources], dict(options)
-        super().__init__(str(cache_dir(kind, source_key(self.sources, self.options))), transform)
+        folder = cache_dir(kind, source_key(self.sources, self.options))
+        load_or_reprocess(folder / "processed", lambda: self._open(folder, transform))
+
+    def _open(self, folder: Path, transform: Optional[Callable]) -> None:
+        super().__init__(str(folder), transform)
         self.load(self.processed_paths[0])
         self.meta: Dict = torch.load(self.processed_paths[1], weights_only=False)
 
@@ -135,9 +140,10 @@ class ProcessedDataset(InMemoryDataset):
     def process(self) -> None:
         data, slices, meta = self.build()
         # A cache is complete once both files exist; neither is ever seen half-written.
-        replace_atomically(self.processed_paths[1], lambda path: torch.save(meta, path))
-        replace_atomically(self.processed_paths[0],
-                           lambda path: torch.save((data.to_dict(), slices, Data), path))
+        with atomic_path(self.processed_paths[1]) as partial:
+            torch.save(meta, partial)
+        with atomic_path(self.processed_paths[0]) as partial:
+            torch.save((data.to_dict(), slices, Data), partial)
 
 
 def stored_graphs(num_nodes: Tensor, num_edges: Tensor, graph_attrs: Sequence[str] = (),
