@@ -104,8 +104,11 @@ def report(summary: dict, run_dir: Path) -> None:
     else:
         print(f"test {metric}: {summary['test']:.4f} at epoch {summary['best_epoch']} of best "
               f"valid {metric} {summary['valid']:.4f}; {summary['parameters']:,} parameters")
-        if "baseline" in summary:
-            print(summary["baseline"])
+        if summary.get("mean_predictor_test") is not None:
+            r2 = summary.get("test_r2")
+            print(f"predicting the training mean gives test {metric} "
+                  f"{summary['mean_predictor_test']:.4f}"
+                  + (f"; the model's test R^2 is {r2:.3f}" if r2 is not None else ""))
     print(f"run folder: {run_dir}")
 
 

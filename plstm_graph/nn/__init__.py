@@ -7,8 +7,9 @@ from .graph_transformer import GraphAttention, GraphTransformerBlock
 from .encoders import DegreeEncoding, FeatureEncoder
 from .registry import BlockInputs, ModelSpec, get_model, model_names, register_model
 from .models import POOLINGS, GraphModel, count_parameters
+from .dag_lstm import DAGLSTMConv
 
-__all__ = ["BlockInputs", "ConvBlock", "DegreeEncoding", "FeatureEncoder", "GraphAttention",
+__all__ = ["BlockInputs", "ConvBlock", "DAGLSTMConv", "DegreeEncoding", "FeatureEncoder", "GraphAttention",
            "GraphModel", "GraphTransformerBlock", "ModelSpec", "PLSTMBlock", "PLSTMConv", "POOLINGS",
            "ResidualBlock", "count_parameters", "get_model", "mlp", "model_names",
            "plstm_layer_plan", "register_model"]

@@ -6,7 +6,8 @@ from torch_geometric.nn import global_add_pool, global_mean_pool
 
 from ..graph.orientation import ORIENTATIONS
 from ..graph.validation import check_one_of, check_positive_int
-from . import mixers  # noqa: F401  (registers the built-in models)
+from . import mixers  # noqa: F401  (registers pLSTM and the baselines first, as listed)
+from . import dag_lstm, plstm_2d, vit  # noqa: F401,I001  (register the other models)
 from .encoders import DegreeEncoding, FeatureEncoder
 from .registry import BlockInputs, get_model, model_names
 

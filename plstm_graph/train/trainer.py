@@ -212,6 +212,19 @@ class Trainer:
         self._call("on_fit_end", summary)
         return summary
 
+    def mean_predictor(self, test: float | None) -> dict:
+        """Regression: the test metric of always predicting the training mean, and the model's
+        R^2 when the metric is the RMSE, so a score can be read against the trivial one."""
+        if self.task.task_type != "regression" or self.task.node_level or not self.splits.test:
+            return {}
+        y = torch.cat([self.task.targets(data.y) for data in self.splits.test])
+        mean = self.model.target_mean.cpu().expand_as(y)
+        out = {"mean_predictor_test": scores(self.spec, y, mean)[self.metric]}
+        if self.metric == "rmse" and test is not None:
+            variance = torch.nanmean((y - torch.nanmean(y, 0)) ** 2).item()
+            out["test_r2"] = 1 - test ** 2 / variance if variance > 0 else None
+        return out
+
     def summary(self) -> dict:
         metric, best = self.metric, self.best or {}
         seconds = [r["train_seconds"] for r in self.history]
@@ -225,6 +238,7 @@ class Trainer:
             **{f"{split}_{name}": best.get(f"{split}_{name}")
                for name in metric_names(self.spec)[1:] for split in ("valid", "test")},
             "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
+            **self.mean_predictor(best.get(f"test_{metric}")),
             "num_graphs": {name: len(graphs) for name, graphs in self.splits},
             "world_size": self.context.world_size,
         }
