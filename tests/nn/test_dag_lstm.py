@@ -16,7 +16,7 @@ def _outputs_and_grads(conv, x, edge_index):
     out = conv(x, edge_index)
     cotangent = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
     params = [p for p in conv.parameters()]
-    return out, torch.autograd.grad(out, [x, *params], cotangent)
+    return out, torch.autograd.grad(out, [x, *params], cotangent, materialize_grads=True)
 
 
 @pytest.mark.parametrize("attention", [False, True])
