@@ -44,9 +44,10 @@ from plstm_graph.data.root import PathLike
 FILE = "dags/final_structures6.txt"
 URL = ("https://raw.githubusercontent.com/muhanzhang/D-VAE/3569a4a3bf5ecf8e12ae548e0d22e72062d29e26/"
        "data/final_structures6.txt")
-#: Operation types of the ENAS search space (conv 3x3, conv 5x5, separable 3x3 and 5x5, average
-#: and max pooling); D-VAE shifts them by two, after the input (0) and output (1) types.
+#: Operation types of the ENAS search space; D-VAE shifts them by two, after the input (0) and
+#: output (1) types: the names of vertex types 0..7 (as D-VAE's ``util.add_node`` draws them).
 NUM_OPERATIONS = 6
+VERTEX_TYPES = ("input", "output", "conv3", "sep3", "conv5", "sep5", "avg3", "max3")
 INPUT_TYPE, OUTPUT_TYPE = 0, 1
 #: D-VAE's protocol: lines skipped, shuffle seed, training fraction.
 BURN_IN, SEED, TRAIN_FRACTION = 1000, 0, 0.9

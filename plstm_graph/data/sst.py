@@ -50,6 +50,7 @@ BINARY_LABELS = (0, 0, -1, 1, 1)
 CACHE_VERSION = 1
 #: ``(`` with the label after it, ``)``, or a word; words split at ASCII white space only
 #: (SST has "8\xa01\\/2" as one word).
+_LABELS = {str(label): label for label in range(NUM_LABELS)}
 _TOKEN = re.compile(r"(\()\s*([^\s()]*)|(\))|([^\s()]+)", re.ASCII)
 
 
@@ -74,11 +75,11 @@ def parse_tree(line: str) -> Tree:
                 raise ValueError(f"tree: node {open_nodes[-1]} has both a word and children")
             if labels and not open_nodes:
                 raise ValueError("tree: more than one root")
-            if not label.isdigit() or not 0 <= int(label) < NUM_LABELS:
+            if label not in _LABELS:
                 raise ValueError(f"tree: expected a label 0..{NUM_LABELS - 1} after '(', got {label!r}")
             parents.append(open_nodes[-1] if open_nodes else -1)
             open_nodes.append(len(labels))
-            labels.append(int(label))
+            labels.append(_LABELS[label])
             words.append("")
         elif closing:
             if not open_nodes:

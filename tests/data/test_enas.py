@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from plstm_graph.data import DatasetFileError, DatasetNotFoundError, enas_graph, get_dataset, load_enas
+from plstm_graph.data.enas import VERTEX_TYPES
 
 LINES = 20020
 
@@ -40,6 +41,8 @@ def test_hand_checked_dags(enas, lines):
     assert lines[0].startswith("[[1], [4, 0], [5, 0, 0], [0, 1, 1, 1], [2, 1, 1, 1, 1], [3, 0, 0, 0, 0, 1]]")
     graph = enas.dataset[0]
     assert graph.x.argmax(1).tolist() == [0, 3, 6, 7, 2, 4, 5, 1]  # input, types + 2, output
+    assert [VERTEX_TYPES[t] for t in graph.x.argmax(1).tolist()] == [
+        "input", "sep3", "avg3", "max3", "conv3", "conv5", "sep5", "output"]
     assert graph.x.sum(1).tolist() == [1.0] * 8
     edges = set(map(tuple, graph.edge_index.t().tolist()))
     assert edges == {(0, 1), (1, 2), (2, 3), (0, 4), (1, 4), (2, 4), (3, 4),
