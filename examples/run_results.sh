@@ -4,8 +4,8 @@
 #
 #   bash examples/run_results.sh            # all of it
 #   STEP=tu bash examples/run_results.sh    # one step: rebuild | tu | ogb | hiv
-#   LIMIT=40 TU_FOLDS=1 OGB_SEEDS=0 TU_EPOCHS=1 OGB_EPOCHS=1 MODELS=gin OUT=/tmp/r DATA=/tmp/d \
-#     bash examples/run_results.sh          # a smoke run of every step in about a minute
+#   LIMIT=200 TU_FOLDS=1 OGB_SEEDS=0 TU_EPOCHS=5 OGB_EPOCHS=5 MODELS=gin OUT=/tmp/r DATA=/tmp/d \
+#     bash examples/run_results.sh          # a smoke run of every step (tests/test_run_results.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

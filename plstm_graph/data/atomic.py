@@ -21,13 +21,23 @@ from plstm_graph.data.root import PathLike
 T = TypeVar("T")
 
 
+def _host() -> str:
+    return socket.gethostname().replace(".", "_")  # no dots: they separate the name's fields
+
+
 def _owner_tag() -> str:
-    return f"{socket.gethostname().replace('.', '_')}.{os.getpid()}"
+    return f"{_host()}.{os.getpid()}"
+
+
+def _usual_mode(path: Path, mode: int) -> None:
+    umask = os.umask(0)  # the only way to read it
+    os.umask(umask)
+    path.chmod(mode & ~umask)  # mkdtemp / mkstemp make them private
 
 
 def _owner_is_dead(path: Path, name: str) -> bool:
     match = re.match(rf"\.{re.escape(name)}\.([^.]+)\.(\d+)\.", path.name)
-    if match is None or match[1] != socket.gethostname().replace(".", "_"):
+    if match is None or match[1] != _host():
         return False  # not ours to judge: another naming, or a process on another machine
     try:
         os.kill(int(match[2]), 0)
@@ -86,12 +96,6 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
-
-
-def _usual_mode(path: Path, mode: int) -> None:
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(mode & ~umask)  # mkdtemp / mkstemp make them private
 
 
 def _remove_empty_folders(top: Path) -> None:
