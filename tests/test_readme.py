@@ -14,3 +14,16 @@ def test_plstm_conv_example_runs():
     namespace = {}
     exec(compile(example, str(README), "exec"), namespace)
     assert namespace["out"].shape == (5, 16)
+
+
+def test_registry_example_adds_a_model():
+    from plstm_graph.nn import model_names
+    from plstm_graph.nn.registry import unregister_model
+    example = next(block for block in python_blocks() if "class NodeMLP" in block)
+    try:
+        namespace = {}
+        exec(compile(example, str(README), "exec"), namespace)
+        assert "node-mlp" in model_names()
+        assert namespace["model"].blocks[0][0].in_features == 32
+    finally:
+        unregister_model("node-mlp")
