@@ -1,22 +1,26 @@
 """Arrow-pointing extrapolation at CPU scale: train a 2D pLSTM or a ViT on ``ape-64`` images and
 test it at 64 px and on 128 px images (objects keep their size, so distances double).
 
-    python examples/arrow_pointing.py --model plstm-2d --seed 0 --steps 600 --out run.json
+    python examples/arrow_pointing.py --model plstm-2d --seed 0 --steps 300 --out run.json
+    python examples/arrow_pointing.py --samples docs/figures/ape_samples.png
+    python examples/arrow_pointing.py --summarize 'runs/*.json' --figure docs/figures/ape_results.png
 
 The protocol follows the paper's (AdamW, weight decay 0.05 on weights only, linear warm-up then
 cosine decay, gradient clipping 1.0, no augmentation, the final model is tested), shrunk to a
 CPU budget. Prints one JSON line with the accuracies, the parameter count and the time taken.
 """
 import argparse
+import glob
 import json
 import math
+import statistics
 import time
 
 import torch
 import torch.nn.functional as F
 from torch_geometric.loader import DataLoader
 
-from plstm_graph.data.ape import load_ape
+from plstm_graph.data.ape import APEConfig, generate, load_ape
 from plstm_graph.nn import plstm_2d, vit  # noqa: F401  (registers plstm-2d, plstm-2d-d, vit)
 from plstm_graph.nn.models import GraphModel, count_parameters
 
@@ -44,6 +48,73 @@ def warmup_cosine(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
+def plot_samples(path: str, per_class: int = 2):
+    """Hits and misses at 64 px and at the 128 px extrapolation size, each with its ray."""
+    import matplotlib.pyplot as plt
+
+    sizes = (64, 128)
+    fig, axes = plt.subplots(len(sizes), 2 * per_class, figsize=(2.2 * 2 * per_class, 2.4 * len(sizes)))
+    for row, size in zip(axes, sizes):
+        config = APEConfig(size=size)
+        images, labels, scenes = generate(config, seed=200042, num_samples=20)
+        picks = [i for i in range(20) if labels[i]][:per_class] + [i for i in range(20) if not labels[i]][:per_class]
+        for ax, i in zip(row, picks):
+            scene, scale = scenes[i], config.downsample
+            ax.imshow(images[i], cmap="gray", vmin=0, vmax=255, extent=(0, size, size, 0))
+            reach = 2 * size * scale
+            ax.plot([scene.arrow_x / scale, (scene.arrow_x + reach * math.cos(scene.angle)) / scale],
+                    [scene.arrow_y / scale, (scene.arrow_y + reach * math.sin(scene.angle)) / scale],
+                    ls=":", lw=0.8, color="tab:red")
+            ticks = range(0, size + 1, config.patch)
+            ax.set_xticks(ticks, minor=True)
+            ax.set_yticks(ticks, minor=True)
+            ax.grid(which="minor", lw=0.2, color="0.8")
+            ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+            ax.set_xlim(0, size)
+            ax.set_ylim(size, 0)
+            ax.set_title(f"{size} px: {'hit' if labels[i] else 'miss'}", fontsize=9)
+    fig.suptitle("APE samples (test seeds; dotted: the arrow's ray; grid: 8 px patches)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def summarize(pattern: str, figure: str | None = None) -> str:
+    """A markdown table (mean +- std over seeds) of the JSON results matching ``pattern``."""
+    runs = [json.loads(open(path).read()) for path in sorted(glob.glob(pattern))]
+    by_model = {}
+    for run in runs:
+        by_model.setdefault(run["model"], []).append(run)
+    ext_key = next(key for key in runs[0] if key.startswith("extrapolation_acc_"))
+    lines = ["| model | parameters | seeds | test acc (64 px) | extrapolation acc (128 px) | train s / run |",
+             "|---|---|---|---|---|---|"]
+    for model, group in by_model.items():
+        def stat(key):
+            values = [run[key] for run in group]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            return f"{statistics.mean(values):.3f} ± {spread:.3f}"
+        lines.append(f"| {model} | {group[0]['parameters']:,} | {len(group)} | {stat('test_acc')} | "
+                     f"{stat(ext_key)} | {statistics.mean(run['train_seconds'] for run in group):.0f} |")
+    if figure:
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3))
+        for offset, (key, label) in enumerate((("test_acc", "test 64 px"), (ext_key, "extrapolation 128 px"))):
+            for i, (model, group) in enumerate(by_model.items()):
+                values = [run[key] for run in group]
+                x = i + 0.2 * (2 * offset - 1)
+                ax.bar(x, statistics.mean(values), width=0.38, color=f"C{offset}",
+                       label=label if i == 0 else None, alpha=0.7)
+                ax.scatter([x] * len(values), values, color="k", s=8, zorder=3)
+        ax.axhline(0.5, color="0.5", lw=0.8, ls="--")
+        ax.set_xticks(range(len(by_model)), list(by_model))
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(0.4, 1.0)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(figure, dpi=110)
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="plstm-2d")
@@ -60,7 +131,14 @@ def main(argv=None):
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--out", default=None, help="also write the JSON result here")
+    parser.add_argument("--samples", default=None, help="only draw sample images to this file")
+    parser.add_argument("--summarize", default=None, help="only tabulate JSON results (a glob)")
+    parser.add_argument("--figure", default=None, help="with --summarize: plot them to this file")
     args = parser.parse_args(argv)
+    if args.samples:
+        return plot_samples(args.samples)
+    if args.summarize:
+        return print(summarize(args.summarize, args.figure))
 
     torch.manual_seed(args.seed)
     bench = load_ape(args.size, seed=42 + args.seed, num_train=args.num_train, num_valid=args.num_test,
