@@ -57,7 +57,8 @@ def plot_samples(path: str, per_class: int = 2):
     for row, size in zip(axes, sizes):
         config = APEConfig(size=size)
         images, labels, scenes = generate(config, seed=200042, num_samples=20)
-        picks = [i for i in range(20) if labels[i]][:per_class] + [i for i in range(20) if not labels[i]][:per_class]
+        hits, misses = labels.nonzero().view(-1), (labels == 0).nonzero().view(-1)
+        picks = hits[:per_class].tolist() + misses[:per_class].tolist()
         for ax, i in zip(row, picks):
             scene, scale = scenes[i], config.downsample
             ax.imshow(images[i], cmap="gray", vmin=0, vmax=255, extent=(0, size, size, 0))
@@ -85,7 +86,8 @@ def summarize(pattern: str, figure: str | None = None) -> str:
     for run in runs:
         by_model.setdefault(run["model"], []).append(run)
     ext_key = next(key for key in runs[0] if key.startswith("extrapolation_acc_"))
-    lines = ["| model | parameters | seeds | test acc (64 px) | extrapolation acc (128 px) | train s / run |",
+    lines = ["| model | parameters | seeds | test acc (64 px) | extrapolation acc (128 px) "
+             "| train s / run |",
              "|---|---|---|---|---|---|"]
     for model, group in by_model.items():
         def stat(key):
@@ -98,7 +100,8 @@ def summarize(pattern: str, figure: str | None = None) -> str:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(5, 3))
-        for offset, (key, label) in enumerate((("test_acc", "test 64 px"), (ext_key, "extrapolation 128 px"))):
+        panels = (("test_acc", "test 64 px"), (ext_key, "extrapolation 128 px"))
+        for offset, (key, label) in enumerate(panels):
             for i, (model, group) in enumerate(by_model.items()):
                 values = [run[key] for run in group]
                 x = i + 0.2 * (2 * offset - 1)

@@ -140,7 +140,8 @@ def sample_scene(config: APEConfig, rng: np.random.Generator) -> Scene:
 
     dx, dy = cx - ax, cy - ay
     reach = r / config.intersection_factor if hit else r * config.intersection_factor
-    half_cone = math.asin(min(1.0, reach / math.hypot(dx, dy)))  # rays within it pass closer than `reach`
+    # Rays within half_cone of the centre's direction pass closer than `reach`.
+    half_cone = math.asin(min(1.0, reach / math.hypot(dx, dy)))
     towards = math.atan2(dy, dx)
     if hit:
         angle = towards - half_cone + 2 * half_cone * rng.random()
@@ -186,7 +187,8 @@ def render_scene(scene: Scene, config: APEConfig) -> np.ndarray:
     for stroke in arrow_strokes(scene):
         draw.line(stroke, fill=0, width=scene.arrow_width)
     r = scene.radius
-    draw.ellipse((scene.circle_x - r, scene.circle_y - r, scene.circle_x + r, scene.circle_y + r), fill=0)
+    cx, cy = scene.circle_x, scene.circle_y
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=0)
     if config.downsample > 1:
         canvas = canvas.resize((config.size, config.size), Image.BOX)
     return np.asarray(canvas)

@@ -33,6 +33,22 @@ def to_corner(x: Tensor, height: int, width: int, corner: str) -> Tensor:
     return (grid.flip(dims) if dims else grid).reshape(x.shape)
 
 
+def all_corners(x: Tensor, height: int, width: int) -> Tensor:
+    """``x`` in the coordinates of each corner (:func:`to_corner`), corner-major: the four
+    sweeps as one batch of ``4 B`` top-left sweeps."""
+    return torch.cat([to_corner(x, height, width, corner) for corner in CORNERS])
+
+
+def _horizontal(graph: GridLineGraph) -> Tensor:
+    """``[E]`` whether each edge joins two patches of one row."""
+    src, dst = graph.edge_index
+    return src // graph.width == dst // graph.width
+
+
+def _by_direction(horizontal: Tensor, if_horizontal: Tensor, if_vertical: Tensor) -> Tensor:
+    return torch.where(horizontal.unsqueeze(-1), if_horizontal, if_vertical)
+
+
 @lru_cache(maxsize=16)
 def sweep_graph(height: int, width: int, count: int) -> GridLineGraph:
     """The full (P-mode) line graph of ``count`` grids swept from the top-left corner, cached
@@ -134,20 +150,19 @@ class PLSTM2DConv(torch.nn.Module):
         ``graph`` from node gate pre-activations ``gates`` ``[N, H, G]`` (corner coordinates)."""
         src, dst = graph.edge_index
         e_in, e_out = graph.line_index
-        width = graph.width
-        across = graph.cached("plstm2d_across", lambda g: g.edge_index[0] // width == g.edge_index[1] // width)
+        across = graph.cached("plstm2d_horizontal", _horizontal)
         node, in_across, out_across = dst[e_in], across[e_in], across[e_out]
-        pick = lambda horizontal, a, b: torch.where(horizontal.unsqueeze(-1), a, b)
         if self.mode == "P":
             fraction = torch.sigmoid(gates[..., 3])
-            source = torch.sigmoid(gates[src, :, 0]) * pick(across, fraction[src], 1 - fraction[src])
+            split = _by_direction(across, fraction[src], 1 - fraction[src])
+            source = torch.sigmoid(gates[src, :, 0]) * split
             mark = torch.sigmoid(gates[dst, :, 1])
             tau = torch.tanh(TRANSITION_SCALE * (1 + gates[node, :, 2]))
-            return source, tau * pick(out_across, fraction[node], 1 - fraction[node]), mark
-        source = torch.sigmoid(pick(across, gates[src, :, 0], gates[src, :, 1]))
-        mark = torch.sigmoid(pick(across, gates[dst, :, 2], gates[dst, :, 3]))
-        raw = pick(in_across == out_across, pick(out_across, gates[node, :, 4], gates[node, :, 5]),
-                   gates[node, :, 6])
+            return source, tau * _by_direction(out_across, fraction[node], 1 - fraction[node]), mark
+        source = torch.sigmoid(_by_direction(across, gates[src, :, 0], gates[src, :, 1]))
+        mark = torch.sigmoid(_by_direction(across, gates[dst, :, 2], gates[dst, :, 3]))
+        straight = _by_direction(out_across, gates[node, :, 4], gates[node, :, 5])
+        raw = _by_direction(in_across == out_across, straight, gates[node, :, 6])
         # The vertical -> horizontal turn is not part of the multitree.
         kept = (in_across | ~out_across).unsqueeze(-1)
         return source, torch.tanh(TRANSITION_SCALE * (1 + raw)) * kept, mark
@@ -161,14 +176,13 @@ class PLSTM2DConv(torch.nn.Module):
         direct = torch.sigmoid(self.lin_direct(x))
         gates = self.lin_gates(x).view(num_nodes, len(CORNERS), self.heads, GATES[self.mode])
 
-        # All corners as one batch of top-left sweeps, corner-major.
-        corners = lambda t: torch.cat([to_corner(t, height, width, corner) for corner in CORNERS])
+        # Each corner's gates in its own coordinates; q, k, v and Direct shared by all four.
         per_corner = torch.cat([to_corner(gates[:, c], height, width, corner)
                                 for c, corner in enumerate(CORNERS)])
         graph = sweep_graph(height, width, len(CORNERS) * num_graphs)
         source, transition, mark = self.edge_gates(per_corner, graph)
-        h = plstm(corners(q), corners(k), corners(v), source, transition, mark, corners(direct),
-                  graph, backend=self.backend)
+        q, k, v, direct = (all_corners(t, height, width) for t in (q, k, v, direct))
+        h = plstm(q, k, v, source, transition, mark, direct, graph, backend=self.backend)
         h = sum(to_corner(part, height, width, corner)
                 for part, corner in zip(h.split(num_nodes), CORNERS)) / len(CORNERS)
         h = F.rms_norm(h, (self.head_dim,), eps=1e-5) * self.norm_weight

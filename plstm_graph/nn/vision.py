@@ -22,7 +22,8 @@ def grid_shape(pos: Tensor, num_graphs: int) -> tuple[int, int]:
         raise ValueError("data.pos must hold the [N, 2] (row, col) position of every patch")
     height, width = int(pos[:, 0].max()) + 1, int(pos[:, 1].max()) + 1
     order = torch.arange(pos.size(0), device=pos.device) % (height * width)
-    if pos.size(0) != num_graphs * height * width or not torch.equal(pos[:, 0] * width + pos[:, 1], order):
+    row_major = torch.equal(pos[:, 0] * width + pos[:, 1], order)
+    if pos.size(0) != num_graphs * height * width or not row_major:
         raise ValueError(f"data.pos: expected {num_graphs} grids of {height} x {width} patches "
                          f"in row-major order ({num_graphs * height * width} nodes), got "
                          f"{pos.size(0)} nodes")
@@ -42,7 +43,8 @@ def sincos_2d(height: int, width: int, channels: int) -> Tensor:
     """The 2D sine-cosine position embedding of MAE / DeiT III: half the channels encode the
     row, half the column, each as sines and cosines of geometric frequencies. ``[h w, channels]``."""
     if channels % 4:
-        raise ValueError(f"channels must be divisible by 4 for a 2D sine-cosine embedding, got {channels}")
+        raise ValueError(f"channels must be divisible by 4 for a 2D sine-cosine embedding, "
+                         f"got {channels}")
     freq = 1.0 / 10000 ** (torch.arange(channels // 4, dtype=torch.float) / (channels // 4))
     rows, cols = torch.meshgrid(torch.arange(height, dtype=torch.float),
                                 torch.arange(width, dtype=torch.float), indexing="ij")

@@ -77,7 +77,8 @@ def test_rendering_draws_the_scene(samples):
         col, row = int(scene.circle_x / 3), int(scene.circle_y / 3)
         assert ink[row, col] > 0.9  # inside the filled circle
         tip_x, tip_y = arrow_strokes(scene)[0][2:]
-        assert ink[int(tip_y / 3) - 1:int(tip_y / 3) + 2, int(tip_x / 3) - 1:int(tip_x / 3) + 2].max() > 0.2
+        row, col = int(tip_y / 3), int(tip_x / 3)
+        assert ink[row - 1:row + 2, col - 1:col + 2].max() > 0.2  # at the arrow's tip
         # Nothing but the two objects: ink only near the circle or the arrow.
         ys, xs = torch.nonzero(ink > 0, as_tuple=True)
         px, py = (xs.double() + 0.5) * 3, (ys.double() + 0.5) * 3

@@ -72,8 +72,8 @@ def test_p_mode_splits_the_flow_and_d_mode_keeps_a_multitree():
             assert float(outflow.max()) <= 1 + 1e-6
             interior = torch.bincount(e_in, minlength=graph.num_edges) == 2
             fraction = torch.sigmoid(gates[..., 3])[graph.edge_index[1]]
-            torch.testing.assert_close(outflow[interior],
-                                       torch.tanh(5 * (1 + gates[graph.edge_index[1], :, 2]))[interior].abs())
+            tau = torch.tanh(5 * (1 + gates[graph.edge_index[1], :, 2]))
+            torch.testing.assert_close(outflow[interior], tau[interior].abs())
             assert bool(((fraction > 0) & (fraction < 1)).all())
         else:  # the official D-mode: straight on, or turn from horizontal to vertical
             kept = graph.line_index[:, (transition != 0).all(-1)]
