@@ -118,7 +118,8 @@ def dvae_split(num_graphs: int, burn_in: int = BURN_IN, seed: int = SEED,
     cut = int(len(order) * train_fraction)
     train, test = order[:cut], order[cut:]
     if len(test) >= len(train):
-        raise ValueError(f"num_graphs: {num_graphs} graphs leave too few for a validation part")
+        raise ValueError(f"num_graphs: {num_graphs} graphs leave too few after the burn-in of {burn_in} "
+                         f"for train, validation and test parts")
     return as_split({"train": sorted(train[:-len(test)]), "valid": sorted(train[-len(test):]),
                      "test": sorted(test)})
 

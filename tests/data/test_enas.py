@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from plstm_graph.data import DatasetFileError, DatasetNotFoundError, enas_graph, get_dataset, load_enas
-from plstm_graph.data.enas import VERTEX_TYPES
+from plstm_graph.data.enas import VERTEX_TYPES, dvae_split
 
 LINES = 20020
 
@@ -73,6 +73,12 @@ def test_metrics_rmse_and_pearson(enas):
     assert enas.evaluate(y, noisy) == pytest.approx(float((y - noisy).pow(2).mean().sqrt()), rel=1e-5)
     expected = np.corrcoef(y.view(-1).numpy(), noisy.view(-1).numpy())[0, 1]
     assert enas.evaluate_metric("pearson", y, noisy) == pytest.approx(expected)
+
+
+def test_split_needs_graphs_after_the_burn_in():
+    assert {key: len(value) for key, value in dvae_split(1020).items()} == {"train": 16, "valid": 2, "test": 2}
+    with pytest.raises(ValueError, match="num_graphs: 1000 graphs leave too few after the burn-in of 1000"):
+        dvae_split(1000)
 
 
 def test_single_graph_and_malformed_rows():
