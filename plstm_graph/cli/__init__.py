@@ -10,6 +10,14 @@ import argparse
 import importlib
 import sys
 
+
+class LazyHelpFormatter(argparse.HelpFormatter):
+    """Help text may be a callable, evaluated only when help is shown: listing the registered
+    models and datasets imports them, which ``--help`` alone should not pay for elsewhere."""
+
+    def _format_text(self, text):
+        return super()._format_text(text() if callable(text) else text)
+
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = ("data", "models", "train", "evaluate", "compare")
 
@@ -43,7 +51,7 @@ def main(argv=None) -> int:
         hint = getattr(args, "on_interrupt", None)
         print("\ninterrupted" + (f": {hint(args)}" if hint else ""), file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # bad input, missing or unwritable files
         return fail(command, error)
 
 

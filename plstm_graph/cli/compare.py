@@ -16,7 +16,6 @@ def _seeds(text: str) -> list[int]:
 
 
 def add_parser(subparsers) -> None:
-    models = registered_models()
     parser = subparsers.add_parser(
         "compare", help="train several models on the same data and tabulate them",
         description="Train every model on every dataset with every seed (same splits), then "
@@ -24,8 +23,8 @@ def add_parser(subparsers) -> None:
                     "(bar plot). Finished runs in OUT are reused and interrupted ones resumed.")
     parser.add_argument("--dataset", required=True,
                         help="dataset name, or several separated by commas")
-    parser.add_argument("--models", default=",".join(models),
-                        help=f"comma-separated models among {', '.join(models)} (default: all)")
+    parser.add_argument("--models",
+                        help="comma-separated registered models (default: all; see `plstm-graph models`)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     parser.add_argument("--out", default="runs/compare", help="output folder (default runs/compare)")
     add_training_options(parser)
@@ -37,7 +36,8 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from ..train.compare import JSON, PLOT, TABLE, compare, markdown_table
     setup_torch(args)
-    models, valid = _names(args.models), registered_models()
+    valid = registered_models()
+    models = _names(args.models) if args.models is not None else valid
     unknown = [model for model in models if model not in valid]
     if unknown or not models:
         raise ValueError(f"--models: unknown {', '.join(unknown) or '(none given)'}; "

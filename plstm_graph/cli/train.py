@@ -2,6 +2,8 @@
 import time
 from pathlib import Path
 
+from . import LazyHelpFormatter
+
 #: Options that map one-to-one onto TrainConfig fields (``None``: not given on the command line).
 TRAINING_OPTIONS = ("preset", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
                     "hidden", "layers", "heads", "pooling", "folds", "limit", "data_root", "device")
@@ -14,9 +16,11 @@ def registered_models() -> list[str]:
     return model_names()
 
 
-def dataset_help() -> str:
+def names_epilog() -> str:
+    """Datasets and models, listed from their registries (imports them: shown with --help only)."""
     from ..data import dataset_names
-    return ", ".join(dataset_names())
+    return (f"datasets: {', '.join(dataset_names())}, tu:NAME, ape-SIZE, longrange-KIND-DEPTH. "
+            f"models: {', '.join(registered_models())} (see `plstm-graph models`).")
 
 
 def add_training_options(parser) -> None:
@@ -56,17 +60,15 @@ def add_training_options(parser) -> None:
 
 
 def add_parser(subparsers) -> None:
-    models = registered_models()
     parser = subparsers.add_parser(
-        "train", help="train a model on a dataset",
+        "train", help="train a model on a dataset", formatter_class=LazyHelpFormatter,
         description="Train a graph- or node-level model. Without arguments: pLSTM on the embedded "
                     "TPSA molecules (rdkit's first_5k.tpsa.csv), a few minutes on 2 CPU cores. "
                     "Under `torchrun --nproc-per-node N -m plstm_graph train ...` it trains with "
                     "DistributedDataParallel.",
-        epilog=f"datasets: {dataset_help()}, tu:NAME, ape-SIZE, longrange-KIND-DEPTH. "
-               f"models: {', '.join(models)} (see `plstm-graph models`).")
+        epilog=names_epilog)
     parser.add_argument("--dataset", help="dataset name (default tpsa; see `plstm-graph data list`)")
-    parser.add_argument("--model", choices=models, help="model (default plstm)")
+    parser.add_argument("--model", help="a registered model (default plstm; listed below)")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--out", help="run folder (default runs/<dataset>-<model>-<time>)")
     parser.add_argument("--resume", metavar="DIR",

@@ -1,6 +1,17 @@
-"""Training runs: the loop, checkpoints, run folders, comparisons and their figures."""
-from .config import TrainConfig
-from .run import evaluate_run, run_training
-from .trainer import Trainer, build_model
+"""Training runs: the loop, checkpoints, run folders, comparisons and their figures.
 
-__all__ = ["TrainConfig", "Trainer", "build_model", "evaluate_run", "run_training"]
+Names are imported on first use, so the command line reads :mod:`.defaults` without loading
+torch_geometric.
+"""
+import importlib
+
+_EXPORTS = {"TrainConfig": ".config", "Trainer": ".trainer", "build_model": ".trainer",
+            "evaluate_run": ".run", "run_training": ".run"}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)

@@ -5,8 +5,6 @@ family's entry of :data:`FAMILY_DEFAULTS`, the model's entry within it, a named 
 (:data:`PRESETS`), then whatever the caller sets explicitly. The resolved values are what a
 run folder's ``config.json`` records.
 """
-from ..graph.validation import check_one_of
-
 #: Settings for any dataset and model.
 BASE = {"epochs": 5, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.01, "clip": 1.0,
         "hidden": 64, "layers": 4, "heads": 4}
@@ -61,7 +59,8 @@ def defaults_for(dataset: str, model: str, preset: str | None = None) -> dict:
     values = {**BASE, **{k: v for k, v in family.items() if k != "models"},
               **family.get("models", {}).get(model, {})}
     if preset is not None:
-        check_one_of(preset, "preset", PRESETS)
+        if preset not in PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(PRESETS)}; got {preset!r}")
         values.update(PRESETS[preset].get("*", {}))
         values.update(PRESETS[preset].get(model, {}))
     return values
