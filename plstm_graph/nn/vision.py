@@ -4,7 +4,6 @@ Images arrive as PyG batches of patch-grid graphs (see :mod:`plstm_graph.data.ap
 graph of a batch is one ``height x width`` grid, node ``r * width + c`` of each graph holding the
 patch in row ``r`` and column ``c``, and ``pos`` its ``(row, col)``.
 """
-import math
 
 import torch
 import torch.nn.functional as F
