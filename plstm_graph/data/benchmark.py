@@ -6,13 +6,12 @@ import torch
 from torch_geometric.data import Dataset
 
 from plstm_graph.data.metrics import HIGHER_IS_BETTER, compute_metric
+from plstm_graph.graph.orientation import ORIENTATIONS
 from plstm_graph.graph.validation import check_one_of
 
 TASK_TYPES = ("binary classification", "multiclass classification", "regression")
 FEATURES = ("ogb", "onehot", "tokens")
-#: ``"index"``: undirected graphs that models orient by node index; ``"given"``: directed data
-#: (DAGs, trees, grids) whose ``edge_index`` already holds the direction.
-ORIENTATIONS = ("index", "given")
+#: Targets per graph or per node.
 TASK_LEVELS = ("graph", "node")
 #: Node-level metrics scored on every labelled node; the others on the nodes of ``mask``.
 ALL_NODE_METRICS = frozenset({"acc_all_nodes"})

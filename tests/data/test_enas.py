@@ -34,7 +34,8 @@ def test_counts_and_dvae_split(enas, lines):
     random.Random(0).shuffle(shuffled)
     assert int(0.9 * len(shuffled)) == 17118
     assert sorted(shuffled[17118:]) == sorted(lines[i] for i in split["test"].tolist())
-    assert sorted(shuffled[:17118]) == sorted(lines[i] for i in torch.cat([split["train"], split["valid"]]).tolist())
+    dvae_train = torch.cat([split["train"], split["valid"]]).tolist()
+    assert sorted(shuffled[:17118]) == sorted(lines[i] for i in dvae_train)
 
 
 def test_hand_checked_dags(enas, lines):
@@ -104,7 +105,8 @@ def test_plain_file_in_the_download_location_and_cache_key(tmp_path, lines):
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     assert torch.equal(load_enas(tmp_path, download=False).dataset[0].x, small.dataset[1].x)
     path.write_text(lines[0] + "\n[[1], [7, 0]], 0.5\n")
-    with pytest.raises(DatasetFileError, match=r"final_structures6.txt: rows: row 1 must have 6 layers.*row k is line k \+ 1"):
+    with pytest.raises(DatasetFileError,
+                       match=r"final_structures6.txt: rows: row 1 must have 6 layers.*row k is line k \+ 1"):
         load_enas(tmp_path, download=False)
     path.write_text("[[1], oops\n")
     with pytest.raises(DatasetFileError, match="line 1 is not"):

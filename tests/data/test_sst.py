@@ -118,7 +118,8 @@ def write(path, lines):
 
 
 def test_stanford_layout_dev_lines_and_cache_key(tmp_path):
-    train, dev, test = ["(3 (3 Cool) (2 .))", "(1 (1 Bad) (2 .))"], ["(4 (4 Cool) (2 !))"], ["(0 (2 Very) (0 bad))"]
+    train, dev = ["(3 (3 Cool) (2 .))", "(1 (1 Bad) (2 .))"], ["(4 (4 Cool) (2 !))"]
+    test = ["(0 (2 Very) (0 bad))"]
     write(tmp_path / "trees" / "train.txt", train)
     write(tmp_path / "trees" / "dev.txt", dev)
     write(tmp_path / "trees" / "test.txt", test)
