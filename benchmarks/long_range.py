@@ -1,0 +1,149 @@
+"""Accuracy against depth on the long-range look-up (``longrange-<kind>-<depth>``).
+
+Trains each model on each depth with the same budget, side by side in one run, and prints a
+table of test accuracy at the sink (at the epoch of best validation accuracy) with the time
+per epoch; writes the rows as JSON and, with ``--plot``, a figure. Models are built with
+:class:`~plstm_graph.nn.GraphModel` at its defaults for everything not given here; the
+training loop is the plain one (AdamW, cross-entropy on the labelled sink of every graph).
+
+    python benchmarks/long_range.py --kind dag --depths 2,4,8,16,32,64 \\
+        --models plstm,dag-lstm,gin,gat --epochs 20 --out docs/long_range_dag.json \\
+        --plot docs/figures/long_range_dag.png
+
+A model whose receptive field at the sink is shorter than the depth stays at chance
+(``1 / num_keys``, 0.25 by default).
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch_geometric.loader import DataLoader
+
+from plstm_graph.data.longrange import KINDS, LongRangeDataset
+from plstm_graph.nn import GraphModel, count_parameters
+
+
+def accuracy(model, loader) -> float:
+    model.eval()
+    hits = total = 0
+    with torch.no_grad():
+        for batch in loader:
+            logits = model(batch)[batch.root_mask]
+            hits += int((logits.argmax(-1) == batch.y[batch.root_mask]).sum())
+            total += int(batch.root_mask.sum())
+    return hits / total
+
+
+def train_one(model_name: str, dataset: LongRangeDataset, args) -> dict:
+    """Train ``model_name`` on ``dataset``; test accuracy at the best validation epoch."""
+    torch.manual_seed(args.seed)
+    model = GraphModel(model_name, dataset.num_keys, features="onehot",
+                       node_channels=dataset.num_node_features, hidden=args.hidden,
+                       layers=args.layers, heads=args.heads, task_level="node",
+                       orientation="given")
+    transform = model.transform()
+    graphs = [transform(g) if transform is not None else g for g in dataset]
+    split = dataset.split()
+    loaders = {name: DataLoader([graphs[i] for i in index], batch_size=args.batch_size,
+                                shuffle=name == "train")
+               for name, index in split.items()}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    best = {"valid": -1.0}
+    seconds = []
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        start = time.perf_counter()
+        for batch in loaders["train"]:
+            loss = F.cross_entropy(model(batch)[batch.root_mask], batch.y[batch.root_mask])
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+        seconds.append(time.perf_counter() - start)
+        valid = accuracy(model, loaders["valid"])
+        if valid > best["valid"]:
+            best = {"valid": valid, "test": accuracy(model, loaders["test"]), "epoch": epoch,
+                    "train": accuracy(model, loaders["train"])}
+        if args.verbose:
+            print(f"  {model_name} depth {dataset.depth} epoch {epoch}: loss {loss.item():.3f} "
+                  f"valid {valid:.3f}", flush=True)
+        if valid == 1.0:  # nothing left to select
+            break
+    return {"model": model_name, "depth": dataset.depth, "kind": dataset.kind,
+            "parameters": count_parameters(model), "epochs": epoch,
+            "seconds_per_epoch": sum(seconds) / len(seconds), **best}
+
+
+def plot(rows: list, path: Path, kind: str, chance: float):
+    import matplotlib
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for name in dict.fromkeys(row["model"] for row in rows):
+        mine = sorted((row["depth"], row["test"]) for row in rows if row["model"] == name)
+        ax.plot(*zip(*mine), marker="o", label=name)
+    ax.axhline(chance, color="grey", linestyle=":", label="chance")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("depth (DAG steps from the sources to the sink)")
+    ax.set_ylabel("test accuracy at the sink")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"longrange-{kind}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kind", choices=KINDS, default="dag")
+    parser.add_argument("--depths", default="2,4,8,16,32,64")
+    parser.add_argument("--models", default="plstm,dag-lstm,gin,gat")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--sizes", default="2000,500,500", help="train,valid,test graphs")
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None, help="JSON rows")
+    parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    sizes = tuple(int(size) for size in args.sizes.split(","))
+    rows = []
+    for depth in (int(depth) for depth in args.depths.split(",")):
+        dataset = LongRangeDataset(args.kind, depth, sizes=sizes, seed=args.seed)
+        for name in args.models.split(","):
+            row = train_one(name, dataset, args)
+            rows.append(row)
+            print(f"{args.kind} depth {depth:>3} {name:>9}: test {row['test']:.3f} (valid "
+                  f"{row['valid']:.3f}, train {row['train']:.3f}, epoch {row['epoch']}/"
+                  f"{row['epochs']}), {row['seconds_per_epoch']:.1f} s/epoch", flush=True)
+            if args.out:
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(rows, indent=1))
+    models = list(dict.fromkeys(row["model"] for row in rows))
+    depths = list(dict.fromkeys(row["depth"] for row in rows))
+    print(f"\nlongrange-{args.kind}: test accuracy at the sink (chance {1 / dataset.num_keys:.2f}), "
+          f"{args.layers} layers, hidden {args.hidden}, <= {args.epochs} epochs, "
+          f"{sizes[0]} training graphs, {args.threads} thread(s)")
+    print("| depth | " + " | ".join(models) + " |")
+    print("|---:|" + "---:|" * len(models))
+    table = {(row["model"], row["depth"]): row["test"] for row in rows}
+    for depth in depths:
+        print(f"| {depth} | " + " | ".join(f"{table[m, depth]:.3f}" for m in models) + " |")
+    if args.plot:
+        plot(rows, args.plot, args.kind, 1 / dataset.num_keys)
+
+
+if __name__ == "__main__":
+    main()
