@@ -69,12 +69,6 @@ class NodeSchedule:
                 f"num_edges={self.edge_index.size(1)}, num_levels={self.num_levels})")
 
 
-def _rows_or_all(rows: Tensor, size: int) -> Tensor | None:
-    """``None`` when ``rows`` are all ``size`` rows in order (the gather can be skipped)."""
-    whole = rows.numel() == size and bool((rows == torch.arange(size, device=rows.device)).all())
-    return None if whole else rows
-
-
 def node_schedule(edge_index: Tensor, num_nodes: int, depth: Tensor | None = None) -> NodeSchedule:
     """The level layout of a DAG (``edge_index`` taken as given; a cycle raises ``ValueError``).
 
@@ -93,22 +87,34 @@ def node_schedule(edge_index: Tensor, num_nodes: int, depth: Tensor | None = Non
     position = rank - ptr[depth]  # row within the node's level
 
     src, dst = edge_index
-    # Edges sorted by (target level, source level, target row): each (target, source) level pair
-    # is one contiguous run, read from one level tensor with one gather.
+    # Edges sorted by (target level, source level, target row): each level's edges are one
+    # contiguous slice, and within it each source level is one run, read with one gather.
     edge = torch.sort(rank[dst], stable=True).indices
     pair = depth[dst] * num_levels + depth[src]
     edge = edge[torch.sort(pair[edge], stable=True).indices]
     pairs, counts = torch.unique_consecutive(pair[edge], return_counts=True)
-    level_sizes = (ptr[1:] - ptr[:-1]).tolist()
+    src_rows, dst_rows = position[src[edge]], position[dst[edge]]
+    # A run that reads all rows of its source level in order needs no gather (chains).
+    run = torch.repeat_interleave(torch.arange(pairs.numel(), device=device), counts)
+    start = torch.cumsum(counts, 0) - counts
+    out_of_order = src_rows != torch.arange(edge.numel(), device=device) - start[run]
+    level_sizes = ptr[1:] - ptr[:-1]
+    whole = (counts == level_sizes[pairs % max(num_levels, 1)]) & \
+        (torch.zeros_like(counts).index_add(0, run, out_of_order.long()) == 0)
+
+    level_sizes = level_sizes.tolist()
+    edges_in = torch.bincount(depth[dst], minlength=num_levels).tolist()
     inputs: list = [None] * num_levels
     groups: dict[int, list] = {}
-    for key, run in zip(pairs.tolist(), torch.split(edge, counts.tolist())):
-        groups.setdefault(key // num_levels, []).append((key % num_levels, run))
-    for level, runs in groups.items():
-        edges = torch.cat([run for _, run in runs]) if len(runs) > 1 else runs[0][1]
-        sources = [(s, _rows_or_all(position[src[run]], level_sizes[s])) for s, run in runs]
-        one_each = len(runs) == 1 and edges.numel() == level_sizes[level]
-        inputs[level] = LevelInputs(sources, position[dst[edges]], edges, one_each)
+    for key, rows, whole_level in zip(pairs.tolist(), src_rows.split(counts.tolist()),
+                                      whole.tolist()):
+        groups.setdefault(key // num_levels, []).append(
+            (key % num_levels, None if whole_level else rows))
+    for level, edges, targets in zip(range(num_levels), edge.split(edges_in),
+                                     dst_rows.split(edges_in)):
+        if level in groups:
+            one_each = len(groups[level]) == 1 and edges_in[level] == level_sizes[level]
+            inputs[level] = LevelInputs(groups[level], targets, edges, one_each)
     return NodeSchedule(edge_index, num_nodes, depth, order, rank, ptr.tolist(), inputs)
 
 
