@@ -31,3 +31,4 @@ def test_data_root_argument_then_environment_then_checkout(monkeypatch, tmp_path
 def test_environment_root_reaches_the_loaders(monkeypatch, shared_data):
     monkeypatch.setenv(ROOT_ENV, str(shared_data))
     assert len(get_dataset("PTC_MR").dataset) == 344
+    assert len(get_dataset("enas", download=False)) == 20020
