@@ -206,7 +206,6 @@ def load_sst(root: Optional[PathLike] = None, download: bool = True, transform: 
 
 
 def _fetch(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
     archive = download_url(URL, str(folder), log=False)
     extract_zip(archive, str(folder), log=False)
     Path(archive).unlink()
