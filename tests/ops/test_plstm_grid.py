@@ -5,6 +5,7 @@ import plstm_graph as pg
 from plstm_graph.graph.grid import CORNERS, chain_line_graph, grid_edge_index, grid_line_graph
 from plstm_graph.ops.plstm import auto_backend
 from plstm_graph.ops.plstm.grid import plstm_grid_reference
+from plstm_graph.ops.plstm.grid_chunk import plstm_grid_chunk
 from plstm_graph.testing import (PLSTM_INPUT_NAMES, assert_plstm_matches_reference,
                                  assert_same_outputs_and_grads, random_plstm_inputs)
 
@@ -33,6 +34,20 @@ def test_grid_matches_levels_on_a_larger_grid():
     assert_same_outputs_and_grads(lambda *xs: pg.plstm(*xs, g, backend="grid"),
                                   lambda *xs: pg.plstm(*xs, g, backend="levels"),
                                   inputs, names=PLSTM_INPUT_NAMES)
+
+
+@pytest.mark.parametrize("height,width,chunk", [(1, 6, 2), (5, 1, 4), (6, 7, 2), (9, 5, 4)])
+@pytest.mark.parametrize("mode", ["P", "D"])
+def test_chunkwise_matches_reference(height, width, chunk, mode):
+    for corner in ("top-left", "bottom-right"):
+        g = grid_line_graph(height, width, corner, mode, count=2)
+        inputs = random_plstm_inputs(g, 2, 3, 4, generator=torch.Generator().manual_seed(5))
+        # Against the sweep (itself equal to the reference, above): the reference loop is slow.
+        assert_same_outputs_and_grads(lambda *xs: plstm_grid_chunk(*xs, g, chunk=chunk),
+                                      lambda *xs: pg.plstm(*xs, g, backend="grid"),
+                                      inputs, names=PLSTM_INPUT_NAMES)
+    small = grid_line_graph(min(height, 3), min(width, 5), "top-right", mode)
+    assert_plstm_matches_reference(small, "grid-chunk", heads=3, key_dim=2, value_dim=5)
 
 
 def test_chains():

@@ -216,7 +216,7 @@ def grid_backward(dh, q, k, v, source, transition, mark, states, layout: GridLay
         # This diagonal's state gradients are final: reduce them and its states.
         torch.sum(d_states[block] * v[block, None, :, None, :], -1, out=d_states_v[block])
         torch.sum(states[block] * dh_read[block, :, :, None, :], -1, out=states_dh[block])
-        torch.sum(sk[block, ..., None] * d_states[block], (1, 3), out=dv[block])
+        dv[block] = torch.einsum("nobk,nobkv->nbv", sk[block], d_states[block])
 
     d_source = (d_states_v * k[:, None]).sum(-1)
     dk = (source[..., None] * d_states_v).sum(1)
@@ -299,3 +299,7 @@ def plstm_grid_reference(q, k, v, source, transition, mark, direct, graph: GridL
 
 
 register_backend("grid", plstm_grid, auto_for=lambda graph: isinstance(graph, GridLineGraph))
+
+from .grid_chunk import plstm_grid_chunk  # noqa: E402  (it builds on this module's layout)
+
+register_backend("grid-chunk", plstm_grid_chunk)
