@@ -1,6 +1,7 @@
 import gzip
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,3 +117,17 @@ def test_plain_file_in_the_download_location_and_cache_key(tmp_path, lines):
 def test_missing_file_says_where_it_belongs(tmp_path):
     with pytest.raises(DatasetNotFoundError, match=r"enas: not found; put .*dags/final_structures6.txt"):
         load_enas(tmp_path, download=False)
+
+
+def test_download_into_the_first_writable_root(tmp_path, monkeypatch, lines):
+    def fake_download(url, folder, log=True):  # what torch_geometric's download_url does, offline
+        assert url.startswith("https://raw.githubusercontent.com/muhanzhang/D-VAE/3569a4a")
+        path = Path(folder) / url.rsplit("/", 1)[1]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines[:1100]) + "\n")
+        return str(path)
+
+    monkeypatch.setattr("plstm_graph.data.enas.download_url", fake_download)
+    assert len(load_enas(tmp_path)) == 1100
+    placed = sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*"))
+    assert placed == ["dags", "dags/final_structures6.txt"]

@@ -1,6 +1,8 @@
 import gzip
 import os
 import re
+import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -139,3 +141,19 @@ def test_stanford_layout_dev_lines_and_cache_key(tmp_path):
     os.remove(tmp_path / "trees" / "test.txt")
     with pytest.raises(DatasetNotFoundError, match=r"sst: not found; put .*trees/sst_train.txt"):
         load_sst(tmp_path, download=False)
+
+
+def test_download_unpacks_stanfords_zip(tmp_path, monkeypatch):
+    def fake_download(url, folder, log=True):  # Stanford's zip holds trees/{train,dev,test}.txt
+        assert url == "https://nlp.stanford.edu/sentiment/trainDevTestTrees_PTB.zip"
+        path = Path(folder) / "trainDevTestTrees_PTB.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            for part, line in (("train", "(3 (3 Cool) (2 .))"), ("dev", "(1 (1 Bad) (2 .))"),
+                               ("test", "(0 (2 Very) (0 bad))")):
+                archive.writestr(f"trees/{part}.txt", line + "\n")
+        return str(path)
+
+    monkeypatch.setattr("plstm_graph.data.sst.download_url", fake_download)
+    assert [len(index) for index in load_sst(tmp_path).split().values()] == [1, 1, 1]
+    assert sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*")) == [
+        "trees", "trees/dev.txt", "trees/test.txt", "trees/train.txt"]
