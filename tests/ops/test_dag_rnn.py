@@ -66,6 +66,13 @@ def test_levels_match_per_node_reference(name, graph, attention):
     assert_same_outputs_and_grads(run("levels"), run("reference"), inputs, names=NAMES)
 
 
+@pytest.mark.parametrize("backend", ["levels", "reference"])
+def test_no_nodes(backend):
+    schedule = node_schedule(torch.zeros(2, 0, dtype=torch.long), 0)
+    gates, w_iou, w_f, att = random_inputs(0, hidden=3)
+    assert dag_lstm(gates, w_iou, w_f, schedule, att, backend=backend).shape == (0, 3)
+
+
 def test_one_edge_by_hand():
     """``0 -> 1`` with one channel, against Tai et al.'s equations written out."""
     gates = torch.tensor([[[0.1], [0.2], [0.3], [0.4]], [[-0.5], [0.6], [-0.7], [0.8]]],
