@@ -12,6 +12,7 @@ from .encoders import DegreeEncoding, FeatureEncoder
 from .registry import BlockInputs, get_model, model_names
 
 POOLINGS = {"mean": global_mean_pool, "sum": global_add_pool}
+#: One output row per graph or per node (a dataset's ``task_level``).
 TASK_LEVELS = ("graph", "node")
 
 

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..graph.validation import check_one_of
+from ..nn.models import TASK_LEVELS
 
 TASK_TYPES = ("binary classification", "multiclass classification", "regression")
 
@@ -31,7 +32,7 @@ class Task:
 
     def __init__(self, task_type: str, num_tasks: int, task_level: str = "graph"):
         check_one_of(task_type, "task_type", TASK_TYPES)
-        check_one_of(task_level, "task_level", ("graph", "node"))
+        check_one_of(task_level, "task_level", TASK_LEVELS)
         self.task_type, self.num_tasks, self.task_level = task_type, num_tasks, task_level
         self.scale = None
 
