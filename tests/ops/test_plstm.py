@@ -1,9 +1,10 @@
+import numpy as np
 import pytest
 import torch
 
 import plstm_graph as pg
 from plstm_graph.ops.plstm import PARALLEL_MAX_EDGES, auto_backend, plstm_dense
-from plstm_graph.ops.plstm.blocks import blocks_of
+from plstm_graph.ops.plstm.blocks import blocks_of, pack
 from plstm_graph.testing import (PLSTM_INPUT_NAMES, RING_SMILES, assert_plstm_matches_reference,
                                  chain, dense_dag, disjoint_union, grid_dag, molecule,
                                  random_plstm_inputs, random_tree, star)
@@ -45,11 +46,22 @@ def test_levels_shapes_and_recompute(heads, key_dim, value_dim, recompute):
 
 def test_batch_of_many_graphs_matches_reference():
     gen = torch.Generator().manual_seed(2)
-    union = disjoint_union(random_tree(n, gen) for n in [1, 6, 0, 9, 4, 12])
+    union = disjoint_union([*(random_tree(n, gen) for n in [1, 6, 0, 9, 4, 12]), chain(90)])
     g = pg.prepare_dag(*union, orientation="given", mode="D")
     assert_plstm_matches_reference(g, "levels")
     assert_plstm_matches_reference(g, "parallel")
-    assert len(blocks_of(g)) > 1  # graphs of different sizes land in different padded blocks
+    assert_plstm_matches_reference(g, "parallel", recompute=True)
+    # The chain is not padded together with the small trees.
+    assert sorted(block.count for block in blocks_of(g)) == [1, 4]
+
+
+def test_packing_cuts_where_padding_costs_more_than_a_block():
+    nodes, edges = np.array([5, 30, 5, 6, 29]), np.array([4, 33, 4, 5, 28])
+    runs = pack(nodes, edges, block_cost=200)
+    assert [sorted(run.tolist()) for run in runs] == [[0, 2, 3], [1, 4]]
+    assert len(pack(nodes, edges, block_cost=0)) == 4  # one block per distinct size
+    assert len(pack(nodes, edges, block_cost=1e9)) == 1
+    assert pack(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)) == []
 
 
 @pytest.mark.parametrize("backend", ["levels", "parallel", "reference", "dense"])

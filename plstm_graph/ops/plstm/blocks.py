@@ -1,11 +1,14 @@
-"""Graphs of a batch grouped into padded blocks of similar size, for the per-graph dense kernel
+"""Graphs of a batch packed into padded blocks of similar size, for the per-graph dense kernel
 (:mod:`.parallel`).
 
 A batch is a disjoint union, so its gating matrix is block diagonal: one block per weakly
-connected component. Components are bucketed by node count (powers of two), and within a
-bucket padded to its largest member, so padding never costs more than 4x in the ``N^2`` terms.
-Within a component, edges are ordered by level, which makes the line-graph transition matrix
-strictly lower triangular.
+connected component. Components are sorted by size and cut into runs that are padded to their
+largest member; the cuts minimise a cost model (:func:`pack`): a fixed cost per block (the
+kernel's calls) plus the padded work of every member. Within a component, edges are ordered
+by level, which makes the line-graph transition matrix strictly lower triangular.
+
+Every index a kernel needs is precomputed here as a flat *slot*: where a node, an edge or a
+line edge sits in the row-major ``[count, size, ...]`` layout of its block.
 """
 from dataclasses import dataclass
 
@@ -17,25 +20,35 @@ from torch import Tensor
 
 from ...graph.line_graph import LineGraph
 
+#: Fixed cost of one more block, in units of padded ``nodes x edges`` of one graph: the kernel's
+#: ~40 calls per block against the work of one node-edge pair in its matrix products
+#: (measured on 1 CPU thread with ``benchmarks/plstm_bench.py``).
+BLOCK_COST = 4000
+
 
 @dataclass(frozen=True, eq=False)
 class Block:
-    """``count`` components padded to ``num_nodes`` nodes and ``num_edges`` edges."""
+    """``count`` components padded to ``num_nodes`` nodes and ``num_edges`` edges.
+
+    The ``*_rows`` maps give, for every slot of the block's row-major layout, the batch row a
+    kernel gathers there; padding slots point one past the last row, where the kernel keeps a
+    zero (or, when it scatters back, a discarded) row.
+    """
 
     count: int
     num_nodes: int
     num_edges: int
-    nodes: Tensor  # [n] batch node ids of this block's nodes
-    node_slot: Tensor  # [n] component * num_nodes + position: where each node sits, flattened
-    edges: Tensor  # [e] batch edge ids
-    edge_comp: Tensor  # [e] component (within the block) of each edge
-    edge_pos: Tensor  # [e] position of each edge in its component (level order)
-    src_pos: Tensor  # [e] position of each edge's source node in its component
-    dst_pos: Tensor  # [e] position of each edge's target node
-    lines: Tensor  # [l] batch line-edge ids
-    line_comp: Tensor  # [l]
-    line_in_pos: Tensor  # [l] edge position of e_in
-    line_out_pos: Tensor  # [l] edge position of e_out
+    node_rows: Tensor  # [count * num_nodes] node at each node slot
+    edge_rows: Tensor  # [count * num_edges] edge at each edge slot (level order)
+    dst_rows: Tensor  # [count * num_edges] target node of that edge
+    transition_rows: Tensor  # [count * num_edges * num_edges] line edge (e_in -> e_out) at
+    #                          slot (e_out, e_in): the strictly lower triangular T
+    source_rows: Tensor  # [count * num_edges * num_nodes] edge e at slot (e, src e): diag(S) A_out
+    edges: Tensor  # [e] batch ids of this block's edges
+    source_slot: Tensor  # [e] their slot (e, src e) in the source layout
+    lines: Tensor  # [l] batch ids of this block's line edges
+    line_in_slot: Tensor  # [l] edge slot of e_in
+    line_out_slot: Tensor  # [l] edge slot of e_out
 
 
 def _positions(group: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -48,43 +61,79 @@ def _positions(group: np.ndarray, order: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def pack(num_nodes: np.ndarray, num_edges: np.ndarray, block_cost: float = BLOCK_COST) -> list:
+    """Cut components, sorted by ``(num_nodes, num_edges)``, into runs of least total cost
+    ``sum over runs of block_cost + len(run) * max nodes * max edges`` (dynamic programming
+    over the distinct sizes). Returns one array of component ids per block."""
+    order = np.lexsort((num_edges, num_nodes))
+    sizes, first, counts = np.unique(np.stack([num_nodes[order], num_edges[order]], 1), axis=0,
+                                     return_index=True, return_counts=True)
+    members = np.cumsum(counts)
+    best = np.zeros(len(sizes) + 1)
+    cut = np.zeros(len(sizes), dtype=np.int64)
+    for j in range(len(sizes)):
+        # Run i..j: padded to nodes[j] (sorted) and the largest edge count in it.
+        edges = np.maximum.accumulate(sizes[j::-1, 1])[::-1]
+        cost = best[:j + 1] + block_cost + (members[j] - np.r_[0, members[:j]]) * sizes[j, 0] * edges
+        cut[j] = int(np.argmin(cost))
+        best[j + 1] = cost[cut[j]]
+    runs, j = [], len(sizes) - 1
+    while j >= 0:
+        runs.append(order[first[cut[j]]:first[j] + counts[j]])
+        j = cut[j] - 1
+    return runs[::-1]
+
+
 def make_blocks(edge_index: Tensor, line_index: Tensor, edge_level: Tensor,
                 num_nodes: int) -> list[Block]:
+    """Blocks of the components that have edges (the others only have a direct term)."""
     src, dst = edge_index.cpu().numpy()
     line_in, line_out = line_index.cpu().numpy()
     level = edge_level.cpu().numpy()
     adjacency = sp.coo_matrix((np.ones(len(src)), (src, dst)), shape=(num_nodes, num_nodes))
     _, comp = connected_components(adjacency, directed=True, connection="weak")
     node_pos = _positions(comp, np.argsort(comp, kind="stable"))
-    edge_comp = comp[src] if len(src) else np.zeros(0, dtype=np.int64)
+    edge_comp = comp[src]
     edge_pos = _positions(edge_comp, np.lexsort((level, edge_comp)))
     comp_nodes = np.bincount(comp, minlength=comp.max(initial=-1) + 1)
     comp_edges = np.bincount(edge_comp, minlength=len(comp_nodes))
-    bucket = np.ceil(np.log2(np.maximum(comp_nodes, 1))).astype(np.int64)
-
+    with_edges = np.flatnonzero(comp_edges)
     device = edge_index.device
 
     def tensor(array):
         return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.long, device=device)
 
     blocks = []
-    for b in np.unique(bucket):
-        members = np.flatnonzero(bucket == b)
+    for run in pack(comp_nodes[with_edges], comp_edges[with_edges], BLOCK_COST):
+        members = with_edges[run]
         local = np.full(len(comp_nodes), -1)
         local[members] = np.arange(len(members))
-        width = int(comp_nodes[members].max())
+        count = len(members)
+        width, depth = int(comp_nodes[members].max()), int(comp_edges[members].max())
         nodes = np.flatnonzero(local[comp] >= 0)
         edges = np.flatnonzero(local[edge_comp] >= 0)
-        lines = np.flatnonzero(local[edge_comp[line_in]] >= 0) if len(line_in) else line_in
+        lines = np.flatnonzero(local[edge_comp[line_in]] >= 0)
+        node_slot = local[comp[nodes]] * width + node_pos[nodes]
+        edge_slot = np.full(len(src), -1)
+        edge_slot[edges] = local[edge_comp[edges]] * depth + edge_pos[edges]
+        source_slot = edge_slot[edges] * width + node_pos[src[edges]]
+        line_slot = edge_slot[line_out[lines]] * depth + edge_pos[line_in[lines]]
+
+        def rows(size, slot, values, padding):
+            out = np.full(size, padding)
+            out[slot] = values
+            return tensor(out)
+
         blocks.append(Block(
-            count=len(members), num_nodes=width, num_edges=int(comp_edges[members].max()),
-            nodes=tensor(nodes), node_slot=tensor(local[comp[nodes]] * width + node_pos[nodes]),
-            edges=tensor(edges), edge_comp=tensor(local[edge_comp[edges]]),
-            edge_pos=tensor(edge_pos[edges]), src_pos=tensor(node_pos[src[edges]]),
-            dst_pos=tensor(node_pos[dst[edges]]), lines=tensor(lines),
-            line_comp=tensor(local[edge_comp[line_in[lines]]]),
-            line_in_pos=tensor(edge_pos[line_in[lines]]),
-            line_out_pos=tensor(edge_pos[line_out[lines]]),
+            count=count, num_nodes=width, num_edges=depth,
+            node_rows=rows(count * width, node_slot, nodes, num_nodes),
+            edge_rows=rows(count * depth, edge_slot[edges], edges, len(src)),
+            dst_rows=rows(count * depth, edge_slot[edges], dst[edges], num_nodes),
+            transition_rows=rows(count * depth * depth, line_slot, lines, len(line_in)),
+            source_rows=rows(count * depth * width, source_slot, edges, len(src)),
+            edges=tensor(edges), source_slot=tensor(source_slot), lines=tensor(lines),
+            line_in_slot=tensor(edge_slot[line_in[lines]]),
+            line_out_slot=tensor(edge_slot[line_out[lines]]),
         ))
     return blocks
 

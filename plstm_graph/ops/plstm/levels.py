@@ -117,8 +117,9 @@ class LevelsPLSTM(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out):
         q, k, v, source, transition, mark, *cells = ctx.saved_tensors
-        grads = levels_backward(grad_out, q, k, v, source, transition, mark, ctx.plan,
-                                cells[0] if cells else None)
+        with torch.autocast(grad_out.device.type, enabled=False):  # as in forward (dispatch)
+            grads = levels_backward(grad_out, q, k, v, source, transition, mark, ctx.plan,
+                                    cells[0] if cells else None)
         return *grads, None, None
 
 

@@ -1,12 +1,24 @@
-"""pLSTM in its parallel ("gating matrix") form, one dense block per graph.
+"""pLSTM in its parallel ("gating matrix") form, one dense block per graph, explicit backward.
 
-Per graph and head, ``h = (G * Q K^T) V + D (q . k) v`` with
-``G = A_in diag(M) (I - T)^-1 diag(S) A_out``: a unit lower-triangular solve (edges in level
-order) instead of a sweep over levels, so the number of sequential steps does not grow with
-depth and no ``[E, H, K, V]`` cell state is ever formed. Its cost grows with the square of
-each graph's size, so it suits batches of small graphs (molecules); graphs of similar size
-share one padded batch of blocks (see :mod:`.blocks`). Gradients come from
-autograd through the solve.
+Per graph and head, with ``B = diag(S) A_out`` (``B[e, m] = S_e [src e == m]``) and edges in
+level order, so that the transition matrix ``T`` (``T[e, e'] = T_{e' -> e}``) is strictly lower
+triangular::
+
+    X   = (I - T)^-1 B                 one unit-triangular solve       [E, N]
+    A   = X * (Q_dst K^T)              A[e, m] = X[e, m] (q_{dst e} . k_m)
+    Y   = A V                          Y_e = C_e^T q_{dst e}           [E, V]
+    h_n = sum_{e: dst e = n} M_e Y_e + D_n (q_n . k_n) v_n
+
+i.e. ``G = A_in diag(M) X`` of the gating-matrix form (``naive.plstm_dense``), read per edge so
+that no ``N x N`` product is formed. No ``[E, H, K, V]`` cell state exists and the number of
+sequential steps does not grow with depth; the cost grows with each graph's ``E x N``, so the
+form suits batches of small graphs (molecules), packed into padded blocks of similar size
+(:mod:`.blocks`). Backward, with ``dY_e = M_e dh_{dst e}``::
+
+    dA = dY V^T     dV = A^T dY     dX = dA * (Q_dst K^T)     dS_e = dB[e, src e]
+    dQ_dst = (dA * X) K     dK = (dA * X)^T Q_dst     dB = (I - T)^-T dX     dT = dB X^T
+
+(``dT`` only at the line edges, ``dM_e = Y_e . dh_{dst e}``).
 
 The form multiplies structural zeros (padding, unreachable pairs, the zeros of ``I - T``) with
 every value of a graph, so one NaN or inf input would reach all of that graph (``0 * NaN``);
@@ -15,42 +27,139 @@ recurrence's data flow and leaves NaN only where the reference puts it.
 """
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from ...graph.line_graph import LineGraph
-from .blocks import blocks_of
+from .blocks import Block, blocks_of
 from .levels import plstm_levels
 from .naive import direct_term
 
 
-def _blocked(x: Tensor, block) -> Tensor:
-    """Rows of ``x [N, ...]`` laid out as ``[count, num_nodes, ...]`` (zeros where padded)."""
-    out = x.new_zeros(block.count * block.num_nodes, *x.shape[1:])
-    out = out.index_copy(0, block.node_slot, x.index_select(0, block.nodes))
-    return out.view(block.count, block.num_nodes, *x.shape[1:])
+def _head_major(x: Tensor) -> Tensor:
+    """``[rows, H, ...]`` as ``[H, rows + 1, ...]``: heads lead, so that every block gathers its
+    matrices contiguous and batched over ``(H, count)``; the extra row is the zero that padding
+    slots read (and the sink that padding slots scatter into)."""
+    out = x.new_zeros(x.size(1), x.size(0) + 1, *x.shape[2:])
+    out[:, :-1] = x.transpose(0, 1)
+    return out
+
+
+def _gather(x: Tensor, rows: Tensor, *shape: int) -> Tensor:
+    """Rows of a head-major ``x`` at ``rows``, viewed ``[H, *shape, ...]``."""
+    return x.index_select(1, rows).view(x.size(0), *shape, *x.shape[2:])
+
+
+def _scatter_add(out: Tensor, rows: Tensor, x: Tensor) -> None:
+    """``out[rows[i]] += x[:, i]`` for a row-major ``out [R, H * D]`` and head-major ``x [H, S,
+    D]`` (adding rows of a 2-D tensor is the fast scatter on CPU; one transposing copy pays)."""
+    out.index_add_(0, rows, x.transpose(0, 1).reshape(rows.numel(), -1))
+
+
+class _Inputs:
+    """The inputs in head-major layout (see :func:`_head_major`), ``k`` and ``v`` side by side
+    so that each block gathers them at once, and ``-T``, which the solves take."""
+
+    def __init__(self, q, k, v, source, transition, mark):
+        self.key_dim = k.size(-1)
+        self.q, self.kv = _head_major(q), _head_major(torch.cat([k, v], -1))
+        self.source, self.mark = _head_major(source), _head_major(mark)
+        self.minus_t = _head_major(transition).neg_()
+
+    def nodes(self, block: Block):
+        """``Q_dst, K, V, M`` of one block, ``[H, count, ...]``."""
+        c, e, n = block.count, block.num_edges, block.num_nodes
+        kv = _gather(self.kv, block.node_rows, c, n)
+        return (_gather(self.q, block.dst_rows, c, e), kv[..., :self.key_dim],
+                kv[..., self.key_dim:], _gather(self.mark, block.edge_rows, c, e, 1))
+
+
+def _block_forward(inputs: _Inputs, block: Block):
+    """``-T, X, scores, Y`` (``Y`` before the Mark gate) of one block."""
+    c, e, n = block.count, block.num_edges, block.num_nodes
+    minus_t = _gather(inputs.minus_t, block.transition_rows, c, e, e)
+    # X = (I - T)^-1 diag(S) A_out; the unit diagonal is implied, not stored.
+    x = torch.linalg.solve_triangular(minus_t, _gather(inputs.source, block.source_rows, c, e, n),
+                                      upper=False, unitriangular=True)
+    q_dst, k_b, v_b, _ = inputs.nodes(block)
+    scores = q_dst @ k_b.transpose(-1, -2)
+    return minus_t, x, scores, (x * scores) @ v_b
+
+
+def parallel_forward(q, k, v, source, transition, mark, blocks: list[Block]):
+    """Edge part of the output ``[N, H, V]`` and, per block, ``(-T, X, scores, Y)``."""
+    inputs = _Inputs(q, k, v, source, transition, mark)
+    out = q.new_zeros(q.size(0) + 1, q.size(1) * v.size(-1))
+    saved = []
+    for block in blocks:
+        minus_t, x, scores, y = _block_forward(inputs, block)
+        mark_b = _gather(inputs.mark, block.edge_rows, block.count, block.num_edges, 1)
+        _scatter_add(out, block.dst_rows, (mark_b * y).flatten(1, 2))
+        saved.append((minus_t, x, scores, y))
+    return out[:-1].view(q.size(0), q.size(1), v.size(-1)), saved
+
+
+def parallel_backward(grad_out, q, k, v, source, transition, mark, blocks: list[Block],
+                      saved: list | None = None):
+    """Gradients of the edge part w.r.t. ``q, k, v, source, transition, mark``; ``saved`` from
+    :func:`parallel_forward`, or ``None`` to recompute it block by block."""
+    heads = q.size(1)
+    inputs = _Inputs(q, k, v, source, transition, mark)
+    grad_out = _head_major(grad_out)
+    # Row-major accumulators with a sink row for padding slots.
+    dq, dk, dv = (x.new_zeros(x.size(0) + 1, x[0].numel()) for x in (q, k, v))
+    d_mark = mark.new_zeros(mark.size(0) + 1, heads)
+    d_source, d_transition = torch.zeros_like(source), torch.zeros_like(transition)
+    for i, block in enumerate(blocks):
+        minus_t, x, scores, y = _block_forward(inputs, block) if saved is None else saved[i]
+        q_dst, k_b, v_b, mark_b = inputs.nodes(block)
+        dh = _gather(grad_out, block.dst_rows, block.count, block.num_edges)
+        _scatter_add(d_mark, block.edge_rows, (y * dh).sum(-1).flatten(1)[..., None])
+        dy = mark_b * dh
+        d_a = dy @ v_b.transpose(-1, -2)
+        _scatter_add(dv, block.node_rows, ((x * scores).transpose(-1, -2) @ dy).flatten(1, 2))
+        d_scores = d_a * x
+        _scatter_add(dq, block.dst_rows, (d_scores @ k_b).flatten(1, 2))
+        _scatter_add(dk, block.node_rows, (d_scores.transpose(-1, -2) @ q_dst).flatten(1, 2))
+        # dB = (I - T)^-T dX
+        d_b = torch.linalg.solve_triangular(minus_t.transpose(-1, -2), d_a * scores, upper=True,
+                                            unitriangular=True)
+        d_source.index_copy_(0, block.edges,
+                             d_b.reshape(heads, -1).index_select(1, block.source_slot).t())
+        d_b, x = d_b.flatten(1, 2), x.flatten(1, 2)  # [H, count * num_edges, num_nodes]
+        d_transition.index_copy_(0, block.lines, (d_b.index_select(1, block.line_out_slot)
+                                                  * x.index_select(1, block.line_in_slot)).sum(-1).t())
+    return (*(g[:-1].view_as(x) for g, x in ((dq, q), (dk, k), (dv, v))), d_source, d_transition,
+            d_mark[:-1])
+
+
+class ParallelPLSTM(torch.autograd.Function):
+    """Edge part of pLSTM by the gating-matrix form, with the explicit backward of
+    :func:`parallel_backward`; ``recompute=True`` keeps only the inputs between the passes."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, source, transition, mark, blocks: list, recompute: bool):
+        out, saved = parallel_forward(q, k, v, source, transition, mark, blocks)
+        ctx.blocks, ctx.recompute = blocks, recompute
+        ctx.save_for_backward(q, k, v, source, transition, mark,
+                              *(() if recompute else (x for block in saved for x in block)))
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        q, k, v, source, transition, mark, *flat = ctx.saved_tensors
+        saved = None if ctx.recompute else [flat[i:i + 4] for i in range(0, len(flat), 4)]
+        with torch.autocast(grad_out.device.type, enabled=False):  # as in forward (dispatch)
+            grads = parallel_backward(grad_out.contiguous(), q, k, v, source, transition, mark,
+                                      ctx.blocks, saved)
+        return *grads, None, None
 
 
 def plstm_parallel(q, k, v, source, transition, mark, direct, graph: LineGraph,
                    recompute: bool = False) -> Tensor:
-    """pLSTM by the gating-matrix form, one padded batch of blocks at a time."""
-    out = direct_term(q, k, v, direct).flatten(1)
-    heads = q.size(1)
-    for block in blocks_of(graph):
-        if block.num_edges == 0:
-            continue
-        shape = (block.count, heads, block.num_edges)
-        t = q.new_zeros(*shape, block.num_edges)
-        t[block.line_comp, :, block.line_out_pos, block.line_in_pos] = transition[block.lines]
-        s = q.new_zeros(*shape, block.num_nodes)  # diag(S) A_out
-        s[block.edge_comp, :, block.edge_pos, block.src_pos] = source[block.edges]
-        m = q.new_zeros(block.count, heads, block.num_nodes, block.num_edges)  # A_in diag(M)
-        m[block.edge_comp, :, block.dst_pos, block.edge_pos] = mark[block.edges]
-        eye = torch.eye(block.num_edges, dtype=q.dtype, device=q.device)
-        gate = m @ torch.linalg.solve_triangular(eye - t, s, upper=False, unitriangular=True)
-        qb, kb, vb = _blocked(q, block), _blocked(k, block), _blocked(v, block)
-        scores = torch.einsum("cnhk,cmhk->chnm", qb, kb)
-        h = torch.einsum("chnm,cmhv->cnhv", gate * scores, vb).flatten(2).flatten(0, 1)
-        out = out.index_add(0, block.nodes, h.index_select(0, block.node_slot))
-    out = out.view(q.size(0), heads, v.size(-1))
+    """pLSTM by the gating-matrix form, one padded batch of graphs at a time."""
+    out = ParallelPLSTM.apply(q, k, v, source, transition, mark, blocks_of(graph), recompute)
+    out = out + direct_term(q, k, v, direct)
     if not bool(torch.isfinite(out).all()):
         return plstm_levels(q, k, v, source, transition, mark, direct, graph, recompute)
     return out
