@@ -137,6 +137,10 @@ def test_tiles_layout():
     assert tiles.masked == [True, False, False, False, True, False, False, True]
     assert tiles.graph[-1].tolist() == [1] * 7 + [4] + [-1] * 5 and tiles.mixed
     assert int(tiles.valid.sum()) == batch.numel() and not tiles.identity
+    # The largest graph left opens a tile, the smallest left fill it: 3 tiles (4 in order).
+    packed = Tiles.from_batch(batch_of_sizes((3, 3, 1, 1, 4)), 12, chunk_size=8)
+    assert packed.graph.tolist() == [[4] * 4, [1, 1, 1, 2], [0, 0, 0, 3]]
+    assert packed.active == [3] and packed.masked == [True] and packed.packed and packed.mixed
     assert Tiles.from_batch(batch_of_sizes((32, 0, 16)), 48, chunk_size=16).identity
 
 

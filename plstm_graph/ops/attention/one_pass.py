@@ -74,11 +74,12 @@ def one_pass_forward(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles, scale: float
     # A column of ones beside V makes one einsum give both SLN V and SLD = sum SLN, so
     # RNV[..., -1] is the running denominator RD: one pass less over the scores.
     v1 = torch.cat([v, torch.ones_like(v[..., :1])], -1)
+    k_t = tiles.transpose_keys(k)
     RM = q.new_full((H, T, C), float("-inf"))
     RNV = q.new_zeros((H, T, C, v1.size(-1)))
     for j in range(tiles.num_steps):
         A = tiles.active[j]
-        BQK, keep = tiles.scores(q, k, j)
+        BQK, keep = tiles.scores(q, k_t, j)
         RM_new = torch.maximum(RM[:, :A], BQK.amax(-1))
         # Rows that have met no key yet keep max -inf; shift them by 0 to avoid inf - inf.
         shift = RM_new.masked_fill(RM_new == float("-inf"), 0.0)
@@ -102,15 +103,16 @@ def one_pass_backward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, 
     q = q * scale
     D = (dO * out).sum(-1)  # rowsum(dO * O) = sum_m P dP
     dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+    k_t, v_t = tiles.transpose_keys(k), tiles.transpose_keys(v)
     for j in range(tiles.num_steps):
         A = tiles.active[j]
         if P is None:
-            S, keep = tiles.scores(q, k, j)
+            S, keep = tiles.scores(q, k_t, j)
             P_j = _weights(S, LSE[:, :A], keep)
         else:  # the one step's weights, saved by the forward
             P_j = P
         tiles.ptx_add_(dv, P_j, dO, j)
-        dS = tiles.qk(dO, v, j).sub_(D[:, :A, :, None]).mul_(P_j)  # P stays intact
+        dS = tiles.qk(dO, v_t, j).sub_(D[:, :A, :, None]).mul_(P_j)  # P stays intact
         dq[:, :A] += tiles.pv(dS, k, j)
         tiles.ptx_add_(dk, dS, q, j)
     return dq.mul_(scale), dk, dv

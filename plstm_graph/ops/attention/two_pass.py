@@ -64,11 +64,12 @@ def two_pass_tiles(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles) -> Tensor:
     H, T, C, _ = q.shape
     if tiles.num_steps == 0:  # no node: an empty output, still part of the autograd graph
         return v * 0
+    k_t = tiles.transpose_keys(k)
     RM = q.new_full((H, T, C), float("-inf"))
     RD = q.new_zeros((H, T, C))
     for j in range(tiles.num_steps):  # pass 1
         A = tiles.active[j]
-        BQK, keep = tiles.scores(q, k, j)
+        BQK, keep = tiles.scores(q, k_t, j)
         # The max is only a shift that cancels in A = exp(BQK - RM) / RD: no gradient.
         RM_new = torch.maximum(RM[:, :A], BQK.detach().amax(-1))
         PRM = torch.exp(RM[:, :A] - _finite(RM_new))
@@ -80,7 +81,7 @@ def two_pass_tiles(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles) -> Tensor:
     AV = q.new_zeros(H, T, C, v.size(-1))
     for j in range(tiles.num_steps):  # pass 2
         A = tiles.active[j]
-        BQK, keep = tiles.scores(q, k, j)
+        BQK, keep = tiles.scores(q, k_t, j)
         weights = _weights(BQK, RM[:, :A], keep) / RD[:, :A, :, None]
         AV = torch.cat([AV[:, :A] + tiles.pv(weights, v, j), AV[:, A:]], 1)
     return AV
