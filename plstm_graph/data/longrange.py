@@ -9,8 +9,8 @@ the leaf holding its key. Here every graph has:
   both permutations of ``0 .. num_keys - 1``, so the multiset of values says nothing about the
   answer);
 - one **sink** holding a query key; every source is exactly ``depth`` edges above it;
-- **inner nodes** between them, each with a random key and value of its own (distractors: a
-  model must tell them from the sources by their role);
+- **inner nodes** between them, marked by their role only (the distractors are the other
+  sources, whose keys the query does not ask for);
 - the label, at the sink: the value of the source whose key is the query (``num_keys`` classes,
   each equally often).
 
@@ -29,8 +29,8 @@ A model whose receptive field at the sink is shorter than ``depth`` cannot do be
 chance (``1 / num_keys``).
 
 Features (``"onehot"``, float): ``[role (source, inner, sink) | key one-hot | value one-hot |
-query one-hot]``, ``3 + 3 num_keys`` columns; the sink's key and value columns are 0 and so are
-the others' query columns. Node-level task: ``y`` [N] long is the label at the sink and -1
+query one-hot]``, ``3 + 3 num_keys`` columns: keys and values at the sources, the query at
+the sink, the role alone at inner nodes. Node-level task: ``y`` [N] long is the label at the sink and -1
 elsewhere, ``root_mask`` [N] bool marks the sink; metric ``"acc"``. ``orientation="given"``:
 edges point from the sources towards the sink.
 
@@ -118,12 +118,8 @@ def make_graph(kind: str, depth: int, num_keys: int, width: int, fan_in: int, la
     role = np.full(num_nodes, INNER)
     role[sources], role[sink] = SOURCE, SINK
     x[np.arange(num_nodes), role] = 1
-    node_keys = rng.integers(num_keys, size=num_nodes)
-    node_values = rng.integers(num_keys, size=num_nodes)
-    node_keys[sources], node_values[sources] = keys, values
-    others = np.arange(num_nodes) != sink
-    x[others, 3 + node_keys[others]] = 1
-    x[others, 3 + num_keys + node_values[others]] = 1
+    x[sources, 3 + keys] = 1
+    x[sources, 3 + num_keys + values] = 1
     x[sink, 3 + 2 * num_keys + query] = 1
     y = np.full(num_nodes, -1)
     y[sink] = label
