@@ -258,10 +258,15 @@ class _AtomicOGBDataset(AtomicProcessing, PygGraphPropPredDataset):
     """ogb's dataset with its processed file written under a temporary name, then renamed."""
 
 
-def _process_or_load(name: str, folder: Path, num_tasks: int,
-                     transform: Optional[Callable]) -> PygGraphPropPredDataset:
+def _process_or_load(name: str, folder: Path, num_tasks: int, transform: Optional[Callable],
+                     fingerprint: str) -> PygGraphPropPredDataset:
     if not (folder / PROCESSED_FILE).is_file():
         check_ogb_folder(folder, num_tasks)  # names a missing or corrupt raw file
+        # Recorded before the processed file it describes exists: another process loading the
+        # folder meanwhile then never takes a processed file for one of unknown origin.
+        (folder / RAW_FINGERPRINT_FILE).parent.mkdir(exist_ok=True)
+        with atomic_path(folder / RAW_FINGERPRINT_FILE) as partial:
+            partial.write_text(fingerprint)
     with allow_pyg_pickles():
         return _AtomicOGBDataset(name, root=str(folder.parent), transform=transform)
 
@@ -270,18 +275,16 @@ def _open_dataset(name: str, folder: Path, num_tasks: int,
                   transform: Optional[Callable]) -> PygGraphPropPredDataset:
     """ogb's dataset of ``folder``, processed again (with a warning) when the raw files changed
     since it was processed or its processed files cannot be read."""
-    processed, key = folder / PROCESSED_FILE.parent, folder / RAW_FINGERPRINT_FILE
+    processed, key = folder / PROCESSED_FILE, folder / RAW_FINGERPRINT_FILE
     fingerprint = raw_fingerprint(folder)
-    if processed.is_dir() and not (key.is_file() and key.read_text() == fingerprint):
+    if processed.is_file() and not (key.is_file() and key.read_text() == fingerprint):
         if key.is_file():
             warnings.warn(f"{folder}: raw files changed since they were processed; processing "
                           f"them again", stacklevel=3)
-        shutil.rmtree(processed)  # without a record of its raw files it is not to be trusted
-    dataset = load_or_reprocess(processed, lambda: _process_or_load(name, folder, num_tasks, transform))
-    if not key.is_file():
-        with atomic_path(key) as partial:
-            partial.write_text(fingerprint)
-    return dataset
+        # Without a record of its raw files (an older version made it) it is not to be trusted.
+        shutil.rmtree(processed.parent, ignore_errors=True)
+    return load_or_reprocess(processed.parent, lambda: _process_or_load(name, folder, num_tasks,
+                                                                        transform, fingerprint))
 
 
 def _evaluator(name: str, metric: str) -> Callable:

@@ -129,7 +129,7 @@ def test_processing_killed_midway_leaves_no_processed_file(bace_copy, monkeypatc
             get_dataset("ogbg-molbace", root=bace_copy.parent, download=False)
     processed = bace_copy / "processed"
     assert not (processed / "geometric_data_processed.pt").exists()
-    assert [path.name for path in processed.iterdir()] == []
+    assert [path.name for path in processed.iterdir()] == ["raw_fingerprint.txt"]  # no temporary file
     assert len(get_dataset("ogbg-molbace", root=bace_copy.parent, download=False).dataset) == 1513
 
 
