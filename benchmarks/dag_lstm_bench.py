@@ -84,7 +84,8 @@ def main(argv=None):
           f"{molecules_build * 1e3:.0f} ms)")
     print(f"chain: {long_chain!r} (schedule built in {chain_build * 1e3:.0f} ms)")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), width {args.width}; "
-          f"forward + backward, levels: median of {args.repeats}, reference: 1 run\n")
+          f"forward + backward, levels: median of {args.repeats} (chain: 1 run) after a warm-up, "
+          f"reference: 1 run\n")
     print(f"| {'graph':<34} | {'per-node ms':>12} | {'levels ms':>9} | {'ratio':>7} |")
     print(f"|{'-' * 36}|{'-' * 14}|{'-' * 11}|{'-' * 9}|")
     for attention in (False, True):
