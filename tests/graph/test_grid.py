@@ -35,21 +35,21 @@ def test_grid_equals_prepare_dag(height, width, corner, mode):
 
 
 def test_d_mode_is_the_documented_comb():
-    g = grid_line_graph(5, 6, "top-left", "D")
+    height, width = 5, 6
+    g = grid_line_graph(height, width, "top-left", "D")
     assert_multitree(g.line_index, g.num_edges)
     src, dst = g.edge_index
     horizontal = dst - src == 1
     e_in, e_out = g.line_index
-    node = src[e_out]
-    row, col = node // 6, node % 6
     vertical_in = ~horizontal[e_in]
-    # A vertical input continues only in column 0 and at (1, 1).
-    assert bool(((col[vertical_in] == 0) | ((row[vertical_in] == 1) & (col[vertical_in] == 1))).all())
+    # A vertical input continues (both ways where they exist) only in column 0 and at (1, 1).
+    continues = {divmod(int(n), width) for n in src[e_out[vertical_in]]}
+    assert continues == {(r, 0) for r in range(1, height)} | {(1, 1)}
     # Every horizontal input continues in both directions where they exist: P keeps them all.
-    full = grid_line_graph(5, 6, "top-left", "P")
+    full = grid_line_graph(height, width, "top-left", "P")
     assert int((~vertical_in).sum()) == int(horizontal[full.line_index[0]].sum())
     # Levels stay the corner distance r + c of the source in both modes.
-    assert torch.equal(g.edge_level, row.new_tensor((src // 6 + src % 6).tolist()))
+    assert torch.equal(g.edge_level, src // width + src % width)
 
 
 def test_chain_equals_prepare_dag():
@@ -76,7 +76,8 @@ def test_batches_like_any_graph():
 
 def test_to_keeps_the_grid():
     g = grid_line_graph(3, 2, "bottom-left", "D", count=2).to("cpu")
-    assert isinstance(g, GridLineGraph) and (g.height, g.width, g.count, g.corner) == (3, 2, 2, "bottom-left")
+    assert isinstance(g, GridLineGraph)
+    assert (g.height, g.width, g.count, g.corner) == (3, 2, 2, "bottom-left")
     assert "height=3" in repr(g)
 
 

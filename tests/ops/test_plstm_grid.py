@@ -67,7 +67,8 @@ def test_readable_2d_reference_matches_dag_reference(corner):
 def test_auto_takes_grid_for_grid_line_graphs_only():
     g = grid_line_graph(4, 4, "top-left", "P", count=2)
     assert auto_backend(g) == "grid"
-    assert auto_backend(pg.prepare_dag(grid_edge_index(4, 4, count=2), 32, orientation="given")) != "grid"
+    generic = pg.prepare_dag(grid_edge_index(4, 4, count=2), 32, orientation="given")
+    assert auto_backend(generic) != "grid"
 
 
 def test_grid_backend_needs_a_grid_line_graph():
@@ -86,3 +87,22 @@ def test_nan_reaches_what_it_reaches_in_the_reference(mode):
     want = pg.plstm(*inputs, g, backend="reference")
     assert 0 < int(want.isnan().sum()) < want.numel()
     torch.testing.assert_close(got, want, atol=1e-10, rtol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("backend", ["grid", "grid-chunk"])
+def test_half_precision_and_autocast(backend):
+    g = grid_line_graph(5, 6, "top-left", "P", count=2)
+    inputs = random_plstm_inputs(g, 2, 4, 4, generator=torch.Generator().manual_seed(3))
+    want = pg.plstm(*inputs, g, backend="reference")
+    for dtype, atol in ((torch.bfloat16, 0.1), (torch.float16, 0.02)):
+        half = [x.to(dtype).requires_grad_() for x in inputs]
+        out = pg.plstm(*half, g, backend=backend)
+        out.float().sum().backward()
+        assert out.dtype == dtype and half[4].grad.dtype == dtype
+        torch.testing.assert_close(out.double(), want, atol=atol, rtol=0.05)
+    single = [x.float().requires_grad_() for x in inputs]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = pg.plstm(*single, g, backend=backend)
+        out.sum().backward()
+    assert out.dtype == torch.float32 and single[0].grad.dtype == torch.float32
+    torch.testing.assert_close(out.double(), want, atol=1e-5, rtol=1e-5)

@@ -115,9 +115,9 @@ def grid_layout(graph: GridLineGraph) -> GridLayout:
     r, c = corner_coordinates(height, width, "top-left", device)
     lengths = torch.bincount(r + c, minlength=height + width - 1)
     position = (torch.cumsum(lengths, 0) - lengths)[r + c] + r - (r + c - width + 1).clamp(min=0)
-    readers = torch.stack([torch.where(c + 1 < width, position[(r * width + c + 1) % size], size),
-                           torch.where(r + 1 < height, position[(r * width + c + width) % size], size)],
-                          dim=1)
+    flat = r * width + c
+    readers = torch.stack([torch.where(c + 1 < width, position[(flat + 1) % size], size),
+                           torch.where(r + 1 < height, position[(flat + width) % size], size)], 1)
     readers = torch.empty_like(readers).index_copy_(0, position, readers)
 
     rows, cols = corner_coordinates(height, width, graph.corner, device)  # of every node

@@ -108,7 +108,8 @@ def _chunk_structure(chunk: int, device):
     r_cols = torch.cat([torch.where(j > 0, 2 * (n - 1), 2 * c2 + i),
                         torch.where(i > 0, 2 * (n - chunk) + 1, 2 * c2 + chunk + j)])
     r_vals = torch.cat([n * 2, n * 2 + 1])  # the left and upper input's mark
-    boundary = torch.cat([2 * (n[j == chunk - 1]), 2 * n[i == chunk - 1] + 1])  # R right col, D bottom row
+    # outgoing boundary: R of the right column (by row), D of the bottom row (by column)
+    boundary = torch.cat([2 * (n[j == chunk - 1]), 2 * n[i == chunk - 1] + 1])
     return ((torch.cat(t_rows), torch.cat(t_cols), torch.cat(t_vals)),
             (r_rows, r_cols, r_vals), boundary)
 
