@@ -28,17 +28,40 @@ def prune_to_multitree(line_index: Tensor, edge_level: Tensor) -> Tensor:
     visit = torch.sort(pred_rank, stable=True).indices
     visit = visit[torch.sort(cur_rank[visit], stable=True).indices]
 
-    keep = torch.zeros(line_index.size(1), dtype=torch.bool)
-    ancestors = [0] * num_edges  # kept ancestors of each line node, by rank
+    keep = [False] * line_index.size(1)
+    # Kept ancestors of each line node, by rank. A node with one predecessor keeps it and
+    # shares its ancestry: it only links to it (``parent``), and the set is built when a query
+    # needs it. On a long chain no set is ever built; building them all would take quadratic
+    # time and memory.
+    ancestors = [0] * num_edges
+    parent = [-1] * num_edges
+    single = (torch.bincount(cur_rank, minlength=num_edges) == 1).tolist()
+
+    def closure(node: int) -> int:
+        """``{node}`` and its kept ancestors, as a bit set."""
+        first, bits = node, 0
+        while parent[node] >= 0:
+            bits |= 1 << node
+            node = parent[node]
+        bits |= ancestors[node] | (1 << node)
+        if first != node:  # remember the walk's result at its start
+            ancestors[first], parent[first] = bits & ~(1 << first), -1
+        return bits
+
     current, reached = -1, 0
     for column, pred, cur in zip(visit.tolist(), pred_rank[visit].tolist(), cur_rank[visit].tolist()):
+        if single[cur]:
+            parent[cur] = pred
+            keep[column] = True
+            continue
         if cur != current:
             if current >= 0:
                 ancestors[current] = reached
             current, reached = cur, 0
-        closure = ancestors[pred] | (1 << pred)
-        if not closure & reached:
-            reached |= closure
+        pred_closure = closure(pred)
+        if not pred_closure & reached:
+            reached |= pred_closure
             keep[column] = True
-    ancestors[current] = reached
-    return line_index[:, keep.to(line_index.device)]
+    if current >= 0:
+        ancestors[current] = reached
+    return line_index[:, torch.tensor(keep, dtype=torch.bool, device=line_index.device)]

@@ -1,7 +1,4 @@
-"""Vectorised topological sweeps: CSR ranges, longest-path depths and cycle witnesses.
-
-Every loop here runs once per topological level (the graph's depth), never once per edge.
-"""
+"""Topological helpers: CSR ranges, longest-path depths and cycle witnesses."""
 import torch
 from torch import Tensor
 
@@ -23,30 +20,35 @@ def csr(index: Tensor, num_rows: int) -> tuple[Tensor, Tensor]:
 
 
 def longest_path_depth(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
-    """Kahn's algorithm, one frontier at a time.
+    """Kahn's algorithm over adjacency lists.
 
     Returns ``(depth, done)``: ``depth[n]`` is the number of edges on the longest path ending at
     ``n`` and ``done[n]`` is False exactly for the nodes on or downstream of a cycle.
+
+    A level-synchronous sweep with tensor operations pays a fixed cost per level, which
+    dominates on deep graphs (12 s for a 100,000-node chain); this loop pays a fraction of a
+    microsecond per edge, whatever the depth (about as fast on molecule batches).
     """
-    src, dst = edge_index
-    device = edge_index.device
+    src, dst = edge_index.cpu()
     perm, ptr = csr(src, num_nodes)
-    out_degree = ptr[1:] - ptr[:-1]
-    in_degree = torch.bincount(dst, minlength=num_nodes)
-    depth = torch.zeros(num_nodes, dtype=torch.long, device=device)
-    done = torch.zeros(num_nodes, dtype=torch.bool, device=device)
-    frontier = (in_degree == 0).nonzero().view(-1)
-    level = 0
-    while frontier.numel() > 0:
-        depth[frontier] = level
-        done[frontier] = True
-        edges = perm[expand_ranges(ptr[frontier], out_degree[frontier])]
-        targets = dst[edges]
-        in_degree.index_add_(0, targets, torch.full_like(targets, -1))
-        targets = targets.unique()
-        frontier = targets[in_degree[targets] == 0]
-        level += 1
-    return depth, done
+    targets, ptr = dst[perm].tolist(), ptr.tolist()
+    in_degree = torch.bincount(dst, minlength=num_nodes).tolist()
+    depth = [0] * num_nodes
+    done = [False] * num_nodes
+    ready = [node for node, degree in enumerate(in_degree) if not degree]
+    while ready:
+        node = ready.pop()
+        done[node] = True
+        reach = depth[node] + 1
+        for target in targets[ptr[node]:ptr[node + 1]]:
+            if depth[target] < reach:
+                depth[target] = reach
+            in_degree[target] -= 1
+            if not in_degree[target]:
+                ready.append(target)
+    device = edge_index.device
+    return (torch.tensor(depth, dtype=torch.long, device=device),
+            torch.tensor(done, dtype=torch.bool, device=device))
 
 
 def node_on_cycle(edge_index: Tensor, done: Tensor) -> int:

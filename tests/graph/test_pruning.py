@@ -3,8 +3,8 @@ import pytest
 import torch
 
 import plstm_graph as pg
-from plstm_graph.testing import (RING_SMILES, assert_multitree, dense_dag, grid_dag, molecule,
-                                 random_dag)
+from plstm_graph.testing import (RING_SMILES, assert_multitree, chain, dense_dag, grid_dag,
+                                 molecule, random_dag)
 
 
 def prune_literally(full: pg.LineGraph) -> set:
@@ -63,3 +63,30 @@ def test_pruning_is_assert_multitree_sensitive():
     full = pg.prepare_dag(*grid_dag(3, 3), orientation="given")
     with pytest.raises(AssertionError, match="not a multitree"):
         assert_multitree(full.line_index, full.num_edges)
+
+
+def chains_that_merge(length: int):
+    """Two ``length``-edge chains leave node 1 (below a root 0), merge at one node, go on."""
+    a = list(range(1, length + 2))
+    b = [1, *range(length + 2, 2 * length + 1), length + 1]
+    end = 2 * length + 1
+    pairs = [(0, 1), *zip(a, a[1:]), *zip(b, b[1:]), (length + 1, end), (end, end + 1)]
+    return torch.tensor(pairs).t(), end + 2
+
+
+@pytest.mark.parametrize("length", [1, 2, 7, 40])
+def test_pruning_of_long_single_predecessor_stretches(length):
+    # Stretches of single-predecessor line nodes only link to their predecessor; the merge
+    # must still see the shared ancestor (0 -> 1) at the far end of both stretches.
+    full = pg.prepare_dag(*chains_that_merge(length), mode="P", orientation="given")
+    pruned = pg.prepare_dag(*chains_that_merge(length), mode="D", orientation="given")
+    assert {tuple(p) for p in pruned.line_index.t().tolist()} == prune_literally(full)
+    assert pruned.num_line_edges == full.num_line_edges - 1  # the second merge edge goes
+    assert_multitree(pruned.line_index, pruned.num_edges)
+
+
+def test_a_long_chain_keeps_every_line_edge():
+    edge_index, n = chain(20_000)
+    pruned = pg.prepare_dag(edge_index, n, mode="D", orientation="given")
+    assert pruned.num_line_edges == n - 2
+    assert torch.equal(pruned.edge_level, torch.arange(n - 1))
