@@ -4,7 +4,8 @@ Line nodes are visited in (edge level, position) order; for the current line nod
 predecessors are visited in the same order and the line edge ``pred -> cur`` is kept unless
 ``pred`` or one of its kept ancestors already reaches ``cur``. Keeping it makes ``pred`` and its
 kept ancestors ancestors of ``cur``. Ancestor sets are Python ints used as bit sets (bit = rank
-in the visiting order), so a set union is one big-integer ``|``.
+in the visiting order), so a set union is one big-integer ``|``; a line node with a single
+predecessor links to it instead of copying its set.
 
 The walk is sequential, like the reference implementation; :class:`~plstm_graph.PrepareDAG`
 runs it once per graph and stores the result. Graphs of a disjoint union never share an
