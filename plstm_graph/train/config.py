@@ -26,7 +26,8 @@ class TrainConfig:
 
     Settings left ``None`` are resolved from :func:`~plstm_graph.train.defaults.defaults_for`
     (the dataset family's and the model's defaults, then ``preset``); the resolved values are
-    what ``config.json`` records. ``warmup_epochs`` defaults to 5 % of the epochs capped at 5;
+    what ``config.json`` records. ``warmup_epochs`` defaults to 5 % of the epochs capped at 5
+    (or at a family's or preset's value);
     ``folds`` is how many folds of a k-fold dataset to run (``None``: fold 0 only); ``limit``
     cuts every split to its first ``limit`` graphs (quick checks).
     """
@@ -54,9 +55,13 @@ class TrainConfig:
         check_one_of(self.model, "model", model_names())
         if self.preset is not None:
             check_one_of(self.preset, "preset", PRESETS)
+        warmup_given = self.warmup_epochs is not None
         for name, value in defaults_for(self.dataset, self.model, self.preset).items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
+        if not warmup_given and self.warmup_epochs is not None:
+            # A default warm-up (the TU protocol's 5 of 100 epochs) scales down with the run.
+            self.warmup_epochs = min(self.warmup_epochs, 0.05 * self.epochs)
         if self.pooling is None:
             self.pooling = get_model(self.model).default_pooling
         check_one_of(self.pooling, "pooling", POOLINGS)

@@ -115,3 +115,15 @@ def test_better_prefers_numbers_to_nan_and_keeps_ties():
 def test_config_errors_name_the_setting(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**kwargs)
+
+
+def test_settings_come_from_the_dataset_family_and_are_recorded():
+    tu = TrainConfig(dataset="MUTAG", model="plstm")
+    assert (tu.epochs, tu.warmup_epochs, tu.pooling) == (100, 5.0, "mean")
+    assert TrainConfig(dataset="MUTAG", epochs=20).warmup_epochs == 1.0  # scales with the run
+    assert TrainConfig(dataset="MUTAG", epochs=20, warmup_epochs=3.0).warmup_epochs == 3.0
+    paper = TrainConfig(dataset="MUTAG", model="gin", preset="paper")
+    assert (paper.hidden, paper.layers, paper.pooling) == (128, 4, "sum")
+    assert TrainConfig.from_dict(paper.to_dict()) == paper
+    with pytest.raises(ValueError, match="preset must be one of paper"):
+        TrainConfig(preset="fast")
