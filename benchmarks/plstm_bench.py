@@ -1,7 +1,7 @@
 """pLSTM speed and memory on real molecules, measured side by side in one run.
 
-1. Forward + backward of the pLSTM operator: the level-batched kernel against the per-edge
-   reference loop (what the original implementation does), same inputs, same batch.
+1. Forward + backward of the pLSTM operator: each backend against the per-edge reference loop
+   (what the original implementation does), same inputs, same batch.
 2. A ``PLSTMConv`` layer against torch_geometric's ``GINConv`` at equal width on that batch.
 
 Molecules: the first ``--molecules`` SMILES of ogbg-molhiv's source CSV
@@ -11,6 +11,7 @@ Molecules: the first ``--molecules`` SMILES of ogbg-molhiv's source CSV
 """
 import argparse
 import gzip
+import os
 import time
 from pathlib import Path
 
@@ -39,15 +40,19 @@ def molecule_batch(path: Path, count: int):
     return torch.cat(parts, dim=1), offset
 
 
-def measure(fn, repeats: int) -> tuple[float, int]:
-    """Median wall time of ``fn()`` and its peak tensor memory (that first call also warms up)."""
-    peak = peak_bytes(fn)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2], peak
+def measure(rows: dict, repeats: int) -> dict:
+    """``name -> (median seconds, peak bytes)`` of each ``name -> (fn, runs)``, the rounds
+    interleaved so that a change of machine load hits every row alike (the first call of each
+    also measures peak memory and warms up)."""
+    peaks = {name: peak_bytes(fn) for name, (fn, _) in rows.items()}
+    times = {name: [] for name in rows}
+    for round_ in range(repeats):
+        for name, (fn, runs) in rows.items():
+            if round_ < runs:
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return {name: (sorted(ts)[len(ts) // 2], peaks[name]) for name, ts in times.items()}
 
 
 def fwd_bwd(module_or_fn, *args):
@@ -82,35 +87,42 @@ def main(argv=None):
     head_dim = args.width // args.heads
     inputs = [x.float().requires_grad_() for x in
               random_plstm_inputs(graph, args.heads, head_dim, head_dim, dtype=torch.float64)]
-    rows = []
-    for backend in ("reference", "levels", "parallel"):
-        run = fwd_bwd(lambda *xs, b=backend: pg.plstm(*xs, graph, backend=b), *inputs)
-        # The reference loop takes seconds per call: time it once.
-        rows.append((f"plstm op, {backend}", *measure(run, 1 if backend == "reference" else args.repeats)))
-    rows.append(("plstm op, levels, recompute",
-                 *measure(fwd_bwd(lambda *xs: pg.plstm(*xs, graph, backend="levels", recompute=True),
-                                  *inputs), args.repeats)))
+
+    def op(backend, recompute=False):
+        return fwd_bwd(lambda *xs: pg.plstm(*xs, graph, backend=backend, recompute=recompute),
+                       *inputs)
 
     x = torch.randn(num_nodes, args.width, requires_grad=True)
     plstm_conv = pg.PLSTMConv(args.width, args.width, heads=args.heads, mode="P")
     gin = GINConv(torch.nn.Sequential(torch.nn.Linear(args.width, args.width), torch.nn.ReLU(),
                                       torch.nn.Linear(args.width, args.width)))
-    rows.append(("PLSTMConv (prepared graph)", *measure(fwd_bwd(plstm_conv, x, graph), args.repeats)))
-    rows.append(("PLSTMConv (from edge_index)", *measure(fwd_bwd(plstm_conv, x, edge_index), args.repeats)))
-    rows.append(("GINConv", *measure(fwd_bwd(gin, x, edge_index), args.repeats)))
+    # The reference loop takes seconds per call: it runs once.
+    rows = {
+        "plstm op, reference": (op("reference"), 1),
+        "plstm op, levels": (op("levels"), args.repeats),
+        "plstm op, levels, recompute": (op("levels", True), args.repeats),
+        "plstm op, parallel": (op("parallel"), args.repeats),
+        "plstm op, parallel, recompute": (op("parallel", True), args.repeats),
+        "plstm op, auto": (op("auto"), args.repeats),
+        "PLSTMConv (prepared graph)": (fwd_bwd(plstm_conv, x, graph), args.repeats),
+        "PLSTMConv (from edge_index)": (fwd_bwd(plstm_conv, x, edge_index), args.repeats),
+        "GINConv": (fwd_bwd(gin, x, edge_index), args.repeats),
+    }
+    results = measure(rows, args.repeats)
 
-    print(f"\nforward + backward, width {args.width}, {args.heads} heads (median of {args.repeats}; "
-          "reference: 1 run)")
-    print(f"| {'what':<28} | {'ms':>10} | {'peak MiB':>9} |")
-    print(f"|{'-' * 30}|{'-' * 12}|{'-' * 11}|")
-    for name, secs, peak in rows:
-        print(f"| {name:<28} | {secs * 1e3:>10.1f} | {peak / 2**20:>9.1f} |")
-    times = {name: secs for name, secs, _ in rows}
+    print(f"\nforward + backward, width {args.width}, {args.heads} heads (median of {args.repeats}, "
+          f"rounds interleaved; reference: 1 run); load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs")
+    print(f"| {'what':<29} | {'ms':>10} | {'peak MiB':>9} |")
+    print(f"|{'-' * 31}|{'-' * 12}|{'-' * 11}|")
+    for name, (secs, peak) in results.items():
+        print(f"| {name:<29} | {secs * 1e3:>10.1f} | {peak / 2**20:>9.1f} |")
+    times = {name: secs for name, (secs, _) in results.items()}
     print()
-    for backend in ("levels", "parallel"):
+    for backend in ("levels", "parallel", "auto"):
         print(f"{backend} is {times['plstm op, reference'] / times[f'plstm op, {backend}']:.0f}x "
               f"faster than the per-edge reference")
-    print(f"auto picks {auto_backend(graph)!r} for this batch (PLSTMConv below uses auto)")
+    print(f"auto picks {auto_backend(graph)!r} for this batch (PLSTMConv above uses auto)")
     print(f"PLSTMConv / GINConv time: {times['PLSTMConv (prepared graph)'] / times['GINConv']:.1f}x "
           f"(prepared graph), {times['PLSTMConv (from edge_index)'] / times['GINConv']:.1f}x "
           f"(building the DAG in the call)")
