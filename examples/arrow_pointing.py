@@ -156,7 +156,7 @@ def main(argv=None):
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, args.warmup, args.steps))
 
-    start, step, losses = time.perf_counter(), 0, []
+    start, cpu_start, step, losses = time.perf_counter(), time.process_time(), 0, []
     loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, drop_last=True)
     model.train()
     while step < args.steps:
@@ -171,13 +171,14 @@ def main(argv=None):
             step += 1
             if step == args.steps:
                 break
-    train_seconds = time.perf_counter() - start
+    train_seconds, train_cpu = time.perf_counter() - start, time.process_time() - cpu_start
 
     result = {
         "model": args.model, "seed": args.seed, "size": args.size, "steps": args.steps,
         "batch_size": args.batch_size, "images_seen": args.steps * args.batch_size,
         "hidden": args.hidden, "layers": args.layers, "heads": args.heads,
         "parameters": count_parameters(model), "train_seconds": round(train_seconds, 1),
+        "train_cpu_seconds": round(train_cpu, 1),
         "final_train_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
         "test_acc": accuracy(model, test, 64),
         f"extrapolation_acc_{extrapolation.config.size}": accuracy(model, extrapolation, 64),
