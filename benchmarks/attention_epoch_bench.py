@@ -5,7 +5,9 @@
 Both models train on the same training split with the loop of ``plstm-graph train`` (batch
 64, AdamW, gradient clipping), at the same width, depth and heads. The epochs alternate,
 attention then GIN, ``--rounds`` times, so that a change in the machine's load hits both
-models alike; the table gives every round's ratio and the ratio of the best epochs.
+models alike; the table gives every round's ratio and the ratio of the best epochs, in
+wall-clock seconds and in CPU seconds of this process (``time.process_time``: with one
+thread, the time it computed, not the time it waited for a core on a shared machine).
 """
 import argparse
 import os
@@ -48,22 +50,25 @@ def main(argv=None) -> None:
                              batch_size=args.batch_size)
         splits = make_splits(spec, prepared_graphs(spec, config, cache))
         trainers[model] = Trainer(config, spec, splits)
-    seconds = {model: [] for model in models}
+    wall, cpu = ({model: [] for model in models} for _ in range(2))
     for round_ in range(args.rounds):
         for model in models:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             trainers[model].train_epoch()
-            seconds[model].append(time.perf_counter() - start)
+            wall[model].append(time.perf_counter() - start)
+            cpu[model].append(time.process_time() - start_cpu)
         print(f"  round {round_ + 1}: " + ", ".join(
-            f"{m} {seconds[m][-1]:.2f} s" for m in models), flush=True)
+            f"{m} {wall[m][-1]:.2f} s" for m in models), flush=True)
 
     first, second = models
-    print(f"\n| round | {first} s | {second} s | {first} / {second} |")
-    print("|---|---:|---:|---:|")
-    for i, (a, b) in enumerate(zip(seconds[first], seconds[second])):
-        print(f"| {i + 1} | {a:.2f} | {b:.2f} | {a / b:.2f} |")
-    a, b = min(seconds[first]), min(seconds[second])
-    print(f"| best | {a:.2f} | {b:.2f} | {a / b:.2f} |")
+    print(f"\n| round | {first} s | {second} s | ratio | {first} CPU s | {second} CPU s | "
+          f"CPU ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    rows = [(str(i + 1), wall[first][i], wall[second][i], cpu[first][i], cpu[second][i])
+            for i in range(args.rounds)]
+    rows.append(("best", min(wall[first]), min(wall[second]), min(cpu[first]), min(cpu[second])))
+    for name, a, b, ca, cb in rows:
+        print(f"| {name} | {a:.2f} | {b:.2f} | {a / b:.2f} | {ca:.2f} | {cb:.2f} | {ca / cb:.2f} |")
     print(f"\nparameters: " + ", ".join(f"{m} {trainers[m].num_parameters:,}" for m in models)
           + f"; train graphs {len(trainers[first].splits.train)}; "
           f"load average after: {os.getloadavg()[0]:.2f}")

@@ -22,9 +22,10 @@ and recomputes each chunk's weights P = exp(BQK - LSE) (Dao, FlashAttention-2, 2
     dV[m1] += P^T dO        dP = dO V[m1]^T        dS = P * (dP - rowsum(dO * O))
     dQ     += dS K[m1]      dK[m1] += dS^T Q
 
-so training memory is O(nodes x chunk) as well. When the layout has a single step (every
-graph fits a tile: molecules), that step's weights are the whole of P and take no more
-memory than the forward's scores, so they are saved instead of recomputed.
+so training memory is O(nodes x chunk) as well. Step 0's weights P0 = exp(BQK0 - LSE), the
+largest step (every tile takes part), take no more memory than the forward's scores: the
+forward keeps them and the backward recomputes only steps 1, 2, ... When every graph fits
+a tile (molecules) step 0 is the only step and nothing is recomputed.
 """
 from typing import Optional
 
@@ -67,8 +68,8 @@ def _weights(S: Tensor, shift: Tensor, keep: Optional[Tensor]) -> Tensor:
 
 def one_pass_forward(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles, scale: float):
     r"""q, k [H, T, C, K], v [H, T, C, V] -> output [H, T, C, V], LSE [H, T, C] (``+inf``
-    on rows without keys, so that their recomputed weights are 0) and, for a layout of one
-    step, its normalised weights P [H, T, C, C] (else ``None``)."""
+    on rows without keys, so that their recomputed weights are 0) and step 0's normalised
+    weights P0 [H, T, C, C] (``None`` without nodes)."""
     H, T, C, _ = q.shape
     q = q * scale
     # A column of ones beside V makes one einsum give both SLN V and SLD = sum SLN, so
@@ -87,32 +88,38 @@ def one_pass_forward(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles, scale: float
         SLN = _weights(BQK, shift, keep)
         RNV[:, :A].mul_(PRM[..., None]).add_(tiles.pv(SLN, v1, j))
         RM[:, :A] = RM_new
+        if j == 0:
+            SLN0, shift0 = SLN, shift
     RNV, RD = RNV[..., :-1], RNV[..., -1]
     empty = RD == 0
-    inv_RD = RD.masked_fill(empty, 1.0).reciprocal_()[..., None]
     LSE = (RM + torch.log(RD)).masked_fill_(empty, float("inf"))
-    # One step: SLN = exp(BQK - RM) holds every weight, and RM is final.
-    P = SLN.mul_(inv_RD) if tiles.num_steps == 1 else None
-    return RNV * inv_RD, LSE, P
+    out = RNV / RD.masked_fill(empty, 1.0)[..., None]
+    if tiles.num_steps == 0:
+        return out, LSE, None
+    # P0 = SLN0 exp(shift0 - LSE); shift0 <= LSE on rows that met a key at step 0, and the
+    # other rows of SLN0 are 0: the clamp only keeps their factor finite.
+    A0 = tiles.active[0]
+    P0 = SLN0.mul_(torch.exp((shift0 - LSE[:, :A0]).clamp_max_(0.0))[..., None])
+    return out, LSE, P0
 
 
 def one_pass_backward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, LSE: Tensor,
-                      tiles: Tiles, scale: float, P: Optional[Tensor] = None):
-    r"""Gradients of :func:`one_pass_forward` for q, k and v, chunk by chunk; ``P``: the
-    saved weights of a one-step layout (``None``: recompute them)."""
+                      P0: Optional[Tensor], tiles: Tiles, scale: float):
+    r"""Gradients of :func:`one_pass_forward` for q, k and v, chunk by chunk, from step 0's
+    weights ``P0`` and the other steps' weights recomputed."""
     q = q * scale
     D = (dO * out).sum(-1)  # rowsum(dO * O) = sum_m P dP
     dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
     k_t, v_t = tiles.transpose_keys(k), tiles.transpose_keys(v)
     for j in range(tiles.num_steps):
         A = tiles.active[j]
-        if P is None:
+        if j == 0:
+            P = P0
+        else:
             S, keep = tiles.scores(q, k_t, j)
-            P_j = _weights(S, LSE[:, :A], keep)
-        else:  # the one step's weights, saved by the forward
-            P_j = P
-        tiles.ptx_add_(dv, P_j, dO, j)
-        dS = tiles.qk(dO, v_t, j).sub_(D[:, :A, :, None]).mul_(P_j)  # P stays intact
+            P = _weights(S, LSE[:, :A], keep)
+        tiles.ptx_add_(dv, P, dO, j)
+        dS = tiles.qk(dO, v_t, j).sub_(D[:, :A, :, None]).mul_(P)  # P0 stays intact
         dq[:, :A] += tiles.pv(dS, k, j)
         tiles.ptx_add_(dk, dS, q, j)
     return dq.mul_(scale), dk, dv
@@ -123,15 +130,15 @@ class OnePassAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, tiles: Tiles, scale: float) -> Tensor:
-        out, LSE, P = one_pass_forward(q, k, v, tiles, scale)
-        ctx.save_for_backward(q, k, v, out, LSE, P)
+        out, LSE, P0 = one_pass_forward(q, k, v, tiles, scale)
+        ctx.save_for_backward(q, k, v, out, LSE, P0)
         ctx.tiles, ctx.scale = tiles, scale
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dO: Tensor):
-        q, k, v, out, LSE, P = ctx.saved_tensors
-        dq, dk, dv = one_pass_backward(dO.contiguous(), q, k, v, out, LSE, ctx.tiles, ctx.scale,
-                                       P)
+        q, k, v, out, LSE, P0 = ctx.saved_tensors
+        dq, dk, dv = one_pass_backward(dO.contiguous(), q, k, v, out, LSE, P0, ctx.tiles,
+                                       ctx.scale)
         return dq, dk, dv, None, None

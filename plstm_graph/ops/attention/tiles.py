@@ -19,7 +19,7 @@ the loop after step 0.
 
 Tensors in this layout have shape ``[H, T, C, D]`` (heads, tiles, tile size, features).
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import accumulate
 from typing import List, Optional, Tuple
 
@@ -69,8 +69,6 @@ class Tiles:
     mixed: bool
     #: node n sits in slot n (no padding, graphs already in layout order): packing is a view
     identity: bool
-    #: (bias, keep) of step 0 per dtype, kept when the layout has that one step (O(N x C))
-    _masks: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @classmethod
     def from_batch(cls, batch: Optional[Tensor], num_nodes: int, chunk_size: int,
@@ -171,12 +169,6 @@ class Tiles:
         S = self.qk(x, y_t, j)
         if not (self.causal or self.masked[j]):
             return S, None
-        bias, keep = self._masks.get(S.dtype) or self._mask(j, S.dtype)
-        return S.add_(bias), keep
-
-    def _mask(self, j: int, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
-        r"""Additive ``bias`` (0 or -inf) and multiplicative ``keep`` (1 or 0) of step ``j``,
-        [A, C or 1, C]; cached when it is the only step (forward and backward share it)."""
         A, keys = self.active[j], self.key_tiles(j)
         keep = self.valid[keys][:, None, :]  # [A, 1, C]
         if self.causal or (j == 0 and self.mixed):
@@ -186,11 +178,8 @@ class Tiles:
             if self.causal:
                 keep = keep & (self.position[keys][:, None, :] <= self.position[:A, :, None])
         # Float masks: on CPU, masked_fill or where through a bool mask costs several exps.
-        keep = keep.to(dtype)
-        masks = keep.reciprocal().neg_().add_(1), keep  # 1 - 1 / keep: 0 or -inf
-        if self.num_steps == 1:
-            self._masks[dtype] = masks
-        return masks
+        keep = keep.to(S.dtype)
+        return S.add_(keep.reciprocal().neg_().add_(1)), keep  # 1 - 1 / keep: 0 or -inf
 
     # The three products of a step, each a batched matmul over (head, query tile). When a
     # single graph is active, every query tile meets the same key tile and the product is
