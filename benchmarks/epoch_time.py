@@ -1,20 +1,23 @@
 """Seconds per training epoch of several models on one dataset, same width and depth.
 
-    python benchmarks/epoch_time.py --dataset ogbg-molhiv --data-root runs/data --models plstm,gin
+    python benchmarks/epoch_time.py --dataset ogbg-molbace --models plstm,gin [--rounds 2]
 
-Each model trains one epoch over the whole training split (batch 64, AdamW, the training
-loop of ``plstm-graph train``). pLSTM's line-graph preparation (PrepareDAG, done once per
-dataset) is timed separately and not counted in its epoch. Prints only what it measured.
+Each model trains one epoch over the whole training split (the training loop of
+``plstm-graph train``: batches, encoders, blocks, loss, backward, clipping, AdamW). The models
+take turns for ``--rounds`` rounds, so that a change of machine load hits each alike; each row
+reports the fastest and the median of its epochs. pLSTM's line-graph preparation (PrepareDAG,
+done once per dataset) is timed separately and not counted in its epoch. ``--profile STEPS``
+prints the operators that dominate the first model's training steps (``torch.profiler``).
 """
 import argparse
-import tempfile
+import os
 import time
 
 import torch
 
 from plstm_graph.train import TrainConfig, Trainer
-from plstm_graph.train.data import make_splits
-from plstm_graph.train.run import load_dataset, prepared_graphs
+from plstm_graph.train.data import DataCache, make_splits
+from plstm_graph.train.run import prepared_graphs
 
 
 def main(argv=None) -> None:
@@ -27,37 +30,63 @@ def main(argv=None) -> None:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--limit", type=int, help="at most LIMIT graphs per split (quick checks)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--profile", type=int, default=0, metavar="STEPS")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
+    cache = DataCache()
     start = time.perf_counter()
-    spec = load_dataset(args.dataset, args.data_root)
+    spec = cache.dataset(args.dataset, args.data_root)
     print(f"{args.dataset}: {len(spec.dataset)} graphs loaded in {time.perf_counter() - start:.1f} s; "
-          f"torch threads {torch.get_num_threads()}", flush=True)
-    rows = []
+          f"torch threads {torch.get_num_threads()}; load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} CPUs", flush=True)
+    trainers, prepare = {}, {}
     for model in args.models.split(","):
-        config = TrainConfig(dataset=args.dataset, model=model, epochs=1, hidden=args.hidden,
-                             layers=args.layers, heads=args.heads, batch_size=args.batch_size,
-                             limit=args.limit)
+        config = TrainConfig(dataset=args.dataset, model=model, epochs=args.rounds,
+                             hidden=args.hidden, layers=args.layers, heads=args.heads,
+                             batch_size=args.batch_size, limit=args.limit,
+                             data_root=args.data_root)
         start = time.perf_counter()
-        splits = make_splits(spec, prepared_graphs(spec, model), None, args.limit)
-        prepare = time.perf_counter() - start
-        with tempfile.TemporaryDirectory() as run_dir:
-            trainer = Trainer(config, spec, splits, run_dir, progress=False)
+        splits = make_splits(spec, prepared_graphs(spec, config, cache), None, args.limit)
+        prepare[model] = time.perf_counter() - start
+        trainers[model] = Trainer(config, spec, splits)
+
+    if args.profile:
+        profile_steps(next(iter(trainers.values())), args.profile)
+
+    seconds = {model: [] for model in trainers}
+    for round_ in range(args.rounds):
+        for model, trainer in trainers.items():
             start = time.perf_counter()
-            loss, _ = trainer.train_epoch(None)
-            seconds = time.perf_counter() - start
-        rows.append((model, trainer.num_parameters, len(splits.train), prepare, seconds, loss))
-        print(f"{model}: {seconds:.1f} s for one epoch over {len(splits.train)} graphs "
-              f"({trainer.num_parameters:,} parameters; data preparation {prepare:.1f} s, "
-              f"not counted)", flush=True)
-    print("\n| model | parameters | train graphs | s / epoch | preparation s (once) |")
-    print("|---|---:|---:|---:|---:|")
-    for model, params, graphs, prepare, seconds, _ in rows:
-        print(f"| {model} | {params:,} | {graphs} | {seconds:.1f} | {prepare:.1f} |")
-    if len(rows) == 2:
-        print(f"\nratio {rows[0][0]} / {rows[1][0]}: {rows[0][4] / rows[1][4]:.2f}")
+            trainer.train_epoch()
+            seconds[model].append(time.perf_counter() - start)
+            print(f"round {round_ + 1}: {model} {seconds[model][-1]:.1f} s", flush=True)
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
+    print("\n| model | parameters | train graphs | s / epoch (fastest) | s / epoch (median) "
+          "| preparation s (once) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for model, trainer in trainers.items():
+        times = sorted(seconds[model])
+        print(f"| {model} | {trainer.num_parameters:,} | {len(trainer.splits.train)} "
+              f"| {times[0]:.1f} | {times[len(times) // 2]:.1f} | {prepare[model]:.1f} |")
+    names = list(trainers)
+    if len(names) == 2:
+        first, second = (min(seconds[name]) for name in names)
+        print(f"\nratio {names[0]} / {names[1]} (fastest epochs): {first / second:.2f}")
+
+
+def profile_steps(trainer: Trainer, steps: int) -> None:
+    """Operators that take the most time in ``steps`` training steps of ``trainer``'s model."""
+    from torch.profiler import profile
+
+    limit = steps * trainer.config.batch_size
+    trainer.splits.train, full = trainer.splits.train[:limit], trainer.splits.train
+    with profile() as prof:
+        trainer.train_epoch()
+    trainer.splits.train = full
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), flush=True)
 
 
 if __name__ == "__main__":
