@@ -1,0 +1,76 @@
+"""Sentiment of parse trees (Stanford Sentiment Treebank): a label at every node, read at the root.
+
+    python examples/sentiment_trees.py --data-root ../shared/data
+    python examples/sentiment_trees.py --dataset sst-binary --model dag-lstm --limit 0 --epochs 10
+
+Each sentence is its parse tree with edges from child to parent (``orientation="given"``):
+words enter at the leaves as token ids, a learned embedding is part of the model, and every
+constituent carries a sentiment (5 classes for ``sst``; ``sst-binary`` keeps negative /
+positive and drops neutral sentences as the literature does). The model (``--model``: plstm,
+dag-lstm, gin, attention, ...) outputs one row of logits per node and trains on every labelled
+phrase; it is scored by root accuracy (the whole sentence) and by accuracy over all nodes.
+
+Training goes through the library's trainer (``run_training`` with a ``TrainConfig``: AdamW,
+warm-up and cosine decay, the checkpoint of best validation root accuracy in a run folder);
+the script then loads that checkpoint and prints a few test sentences with their predicted and
+true root sentiment.
+
+Default (reduced) budget: the first 1000 sentences of each split (``--limit``; 0 for the full
+8544 / 1101 / 2210), 3 epochs, hidden 64, 2 blocks: a few minutes for pLSTM on 2 busy shared
+cores (one thread). Far from convergence; see docs/dag_results.md for full-split numbers.
+"""
+import argparse
+import tempfile
+
+import torch
+from torch_geometric.data import Batch
+
+from plstm_graph.data import get_dataset
+from plstm_graph.train import TrainConfig, build_model, run_training
+from plstm_graph.train.checkpoint import load_checkpoint
+
+LABELS = {"sst": ("very negative", "negative", "neutral", "positive", "very positive"),
+          "sst-binary": ("negative", "positive")}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-root", default="../shared/data")
+    parser.add_argument("--dataset", default="sst", choices=sorted(LABELS))
+    parser.add_argument("--model", default="plstm")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=1000,
+                        help="first sentences of each split (0: the full splits)")
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--show", type=int, default=5, help="test sentences printed")
+    parser.add_argument("--out", help="run folder (default: a new temporary folder)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # small trees: one thread is fastest on shared CPUs
+
+    sst = get_dataset(args.dataset, root=args.data_root)
+    config = TrainConfig(dataset=args.dataset, model=args.model, epochs=args.epochs,
+                         hidden=args.hidden, layers=args.layers, limit=args.limit or None,
+                         data_root=args.data_root)
+    run_dir = args.out or tempfile.mkdtemp(prefix="sentiment-trees-")
+    summary = run_training(config, run_dir, spec=sst, progress=False)
+    print(f"{args.model} on {args.dataset} ({summary['num_graphs']['train']} training "
+          f"sentences), best validation epoch {summary['best_epoch']}: test root accuracy "
+          f"{summary['test']:.3f}, all-node accuracy {summary['test_acc_all_nodes']:.3f} "
+          f"(run folder {run_dir})")
+
+    # The best checkpoint, read back as a user would, on a few test sentences.
+    model = build_model(config, sst)
+    model.load_state_dict(load_checkpoint(f"{run_dir}/best.pt")["model"])
+    model.eval()
+    index = sst.split()["test"][:args.show].tolist()
+    batch = Batch.from_data_list([sst.dataset[i] for i in index])
+    with torch.no_grad():
+        predicted = model(batch)[batch.root_mask].argmax(1)
+    names = LABELS[args.dataset]
+    for i, guess, true in zip(index, predicted.tolist(), batch.y[batch.root_mask].tolist()):
+        print(f"  [{names[guess]} / true: {names[true]}] {sst.dataset.sentences[i]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The DAG and tree examples, each run as a user runs it (``python examples/X.py ...``) on a tiny
+budget, in this process (``runpy``) so the test does not pay for a second torch import."""
+import re
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run_example(name: str, *args: str, monkeypatch, capsys) -> str:
+    monkeypatch.setattr(sys, "argv", [name, *args])
+    runpy.run_path(str(EXAMPLES / name), run_name="__main__")
+    return capsys.readouterr().out
+
+
+def test_dag_architectures_trains_and_reports_rmse_pearson_and_predictions(
+        shared_data, one_thread, monkeypatch, capsys):
+    out = run_example("dag_architectures.py", "--data-root", str(shared_data), "--limit", "64",
+                      "--eval-limit", "32", "--epochs", "2", "--hidden", "16", "--layers", "2",
+                      monkeypatch=monkeypatch, capsys=capsys)
+    assert "64 / 32 / 32 graphs" in out
+    assert len(re.findall(r"^epoch \d: last batch loss [\d.]+, valid rmse 0\.\d+$", out, re.M)) == 2
+    final = re.search(r"test rmse (0\.\d+), pearson r (-?[\d.]+|nan) "
+                      r"\(predicting the training mean: rmse (0\.\d+)\)", out)
+    assert final, out
+    rmse, mean_rmse = float(final[1]), float(final[3])
+    # Accuracies lie within ~0.05 of 0.74: any sane model is within a few standard deviations.
+    assert 0 < rmse < 0.05 and 0 < mean_rmse < 0.05
+    # Five test architectures, each from input to output with its predicted and true accuracy.
+    shown = re.findall(r"^  input( -> \w+){7} \(\+\d+ skips\): predicted 0\.\d{4}, true 0\.\d{4}$",
+                       out, re.M)
+    assert len(shown) == 5, out
+
+
+def test_sentiment_trees_trains_and_prints_sentences_with_root_sentiment(
+        shared_data, one_thread, tmp_path, monkeypatch, capsys):
+    run_dir = tmp_path / "run"
+    out = run_example("sentiment_trees.py", "--data-root", str(shared_data), "--limit", "16",
+                      "--epochs", "1", "--hidden", "16", "--layers", "1", "--show", "3",
+                      "--out", str(run_dir), monkeypatch=monkeypatch, capsys=capsys)
+    final = re.search(r"plstm on sst \(16 training sentences\), best validation epoch 1: test root "
+                      r"accuracy ([\d.]+), all-node accuracy ([\d.]+)", out)
+    assert final, out
+    assert 0 <= float(final[1]) <= 1 and 0 <= float(final[2]) <= 1
+    assert (run_dir / "best.pt").exists() and (run_dir / "summary.json").exists()
+    labels = "very negative|negative|neutral|positive|very positive"
+    shown = re.findall(rf"^  \[({labels}) / true: ({labels})\] (.+)$", out, re.M)
+    assert len(shown) == 3, out
+    # The first test sentence of the treebank, as the loader joins its words.
+    assert shown[0][1] == "neutral" and shown[0][2] == "Effective but too-tepid biopic"
+
+
+@pytest.mark.parametrize("name", ["dag_architectures.py", "sentiment_trees.py"])
+def test_examples_state_their_budget_and_run_command(name):
+    doc = runpy.run_path(str(EXAMPLES / name))["__doc__"]
+    assert f"python examples/{name} --data-root ../shared/data" in doc
+    assert "Default (reduced) budget" in doc
