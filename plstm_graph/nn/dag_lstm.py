@@ -96,11 +96,9 @@ class DAGLSTMConv(torch.nn.Module):
 
 def node_schedule_of(inputs: BlockInputs, reverse: bool) -> NodeSchedule:
     """The batch's node schedule in one direction, built once and shared by every block."""
-    cache = vars(inputs).setdefault("_node_schedules", {})
-    if reverse not in cache:
-        cache[reverse] = prepare_node_schedule(inputs.edge_index, inputs.data.num_nodes,
-                                               inputs.orientation, reverse)
-    return cache[reverse]
+    return inputs.cached(("node_schedule", reverse),
+                         lambda: prepare_node_schedule(inputs.edge_index, inputs.data.num_nodes,
+                                                       inputs.orientation, reverse))
 
 
 @register_model

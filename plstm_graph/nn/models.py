@@ -26,7 +26,8 @@ class GraphModel(torch.nn.Module):
     3. ``layers`` blocks of the registered model ``model`` (see
        :mod:`~plstm_graph.nn.registry`; :func:`~plstm_graph.nn.registry.model_names` lists them),
        each ``x + mix(RMSNorm(x))``, ``x + MLP(RMSNorm(x))``;
-    4. a final RMSNorm and, for graph-level tasks, mean or sum pooling per graph; a linear head.
+    4. a final RMSNorm and, for graph-level tasks, mean or sum pooling per graph; a linear head,
+       initialised to zero so that training starts from the mean prediction.
        Regression outputs are rescaled by ``target_std`` and shifted by ``target_mean`` (see
        :meth:`set_target_scale`), so predictions are in the units of the targets.
 
@@ -88,6 +89,14 @@ class GraphModel(torch.nn.Module):
         self.head = Linear(hidden, out_channels)
         self.register_buffer("target_mean", torch.zeros(out_channels))
         self.register_buffer("target_std", torch.ones(out_channels))
+        self._reset_head()
+
+    def _reset_head(self):
+        # A zero head starts every prediction at the training mean (uniform class scores): with
+        # sum pooling a random head's output grows with graph size and the first epochs are
+        # spent undoing it.
+        torch.nn.init.zeros_(self.head.weight)
+        torch.nn.init.zeros_(self.head.bias)
 
     @property
     def mixer(self) -> str:
@@ -100,10 +109,10 @@ class GraphModel(torch.nn.Module):
         return self.spec.transform(self.num_layers, self.orientation)
 
     def reset_parameters(self):
-        for module in (self.node_encoder, self.edge_encoder, self.extra, *self.blocks, self.norm,
-                       self.head):
+        for module in (self.node_encoder, self.edge_encoder, self.extra, *self.blocks, self.norm):
             if module is not None and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
+        self._reset_head()
 
     def set_target_scale(self, mean: Tensor, std: Tensor):
         """Outputs become ``head(...) * std + mean`` (regression targets of any scale)."""

@@ -46,15 +46,20 @@ class BlockInputs:
         self.edge_index = data.edge_index
         self.num_graphs = int(getattr(data, "num_graphs", None) or
                               (int(batch.max()) + 1 if batch.numel() else 1))
-        self._line_graphs: dict[tuple[str, bool], LineGraph] = {}
+        self._cache: dict = {}
 
     def line_graph(self, mode: str = "P", reverse: bool = False) -> LineGraph:
         """The batch's line graph, precomputed by :class:`~plstm_graph.PrepareDAG` when present,
         else built once per batch and shared by every layer that asks for it."""
-        key = (mode, reverse)
-        if key not in self._line_graphs:
-            self._line_graphs[key] = line_graph_of(self.data, mode, reverse, self.orientation)
-        return self._line_graphs[key]
+        return self.cached(("line_graph", mode, reverse),
+                           lambda: line_graph_of(self.data, mode, reverse, self.orientation))
+
+    def cached(self, key, build):
+        """``build()`` once per batch and ``key``, shared by every block (a model's own per-batch
+        structure, e.g. the DAG-LSTM's node schedules)."""
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
 
 
 class ModelSpec:

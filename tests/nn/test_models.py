@@ -44,6 +44,8 @@ def test_forward_backward_every_mixer(mixer, features, edges):
     batch = make_batch(ogb=features == "ogb", prepare=mixer == "plstm")
     model = GraphModel(mixer, 3, features=features, node_channels=5, edge_channels=edges,
                        hidden=16, layers=2, heads=2)
+    assert model(batch).abs().max() == 0  # the head starts at zero: the mean prediction
+    with_random_head(model)  # as after a first step, to see gradients flow
     out = model(batch)
     assert out.shape == (3, 3)
     assert torch.isfinite(out).all()
@@ -53,9 +55,15 @@ def test_forward_backward_every_mixer(mixer, features, edges):
     assert all(p.grad is not None for p in model.node_encoder.parameters())
 
 
+def with_random_head(model: GraphModel) -> GraphModel:
+    """The head starts at zero (every output equal); comparisons need it to see the blocks."""
+    torch.nn.init.normal_(model.head.weight)
+    return model
+
+
 def test_plstm_model_uses_the_precomputed_line_graphs_like_fresh_ones():
     torch.manual_seed(0)
-    model = GraphModel("plstm", 2, node_channels=5, hidden=16, layers=4, heads=2)
+    model = with_random_head(GraphModel("plstm", 2, node_channels=5, hidden=16, layers=4, heads=2))
     assert model.plan == pg.nn.plstm_layer_plan(4)
     fresh, prepared = make_batch(), make_batch(prepare=True)
     assert not hasattr(fresh, "dag_edge_index") and hasattr(prepared, "dag_edge_index")
@@ -64,7 +72,8 @@ def test_plstm_model_uses_the_precomputed_line_graphs_like_fresh_ones():
 
 def test_graphs_are_pooled_independently():
     torch.manual_seed(0)
-    model = GraphModel("plstm", 1, node_channels=5, hidden=16, layers=2, heads=2).eval()
+    model = with_random_head(GraphModel("plstm", 1, node_channels=5, hidden=16, layers=2,
+                                        heads=2)).eval()
     batch = make_batch(prepare=True)
     alone = torch.cat([model(Batch.from_data_list([g])) for g in batch.to_data_list()])
     torch.testing.assert_close(model(batch), alone)
@@ -80,7 +89,7 @@ def test_degree_encoding_is_the_sinusoid_of_the_neighbour_count():
 
 def test_regression_outputs_are_in_target_units():
     torch.manual_seed(0)
-    model = GraphModel("gin", 1, node_channels=5, hidden=16, layers=1)
+    model = with_random_head(GraphModel("gin", 1, node_channels=5, hidden=16, layers=1))
     batch = make_batch()
     raw = model(batch)
     model.set_target_scale(torch.tensor([100.0]), torch.tensor([10.0]))
