@@ -28,7 +28,8 @@ BLOCK_COST = 4000
 
 @dataclass(frozen=True, eq=False)
 class Block:
-    """``count`` components padded to ``num_nodes`` nodes and ``num_edges`` edges.
+    """``count`` components padded to ``num_nodes`` source nodes (those that start an edge)
+    and ``num_edges`` edges.
 
     The ``*_rows`` maps give, for every slot of the block's row-major layout, the batch row a
     kernel gathers there; padding slots point one past the last row, where the kernel keeps a
@@ -38,7 +39,7 @@ class Block:
     count: int
     num_nodes: int
     num_edges: int
-    node_rows: Tensor  # [count * num_nodes] node at each node slot
+    node_rows: Tensor  # [count * num_nodes] source node at each node slot
     edge_rows: Tensor  # [count * num_edges] edge at each edge slot (level order)
     dst_rows: Tensor  # [count * num_edges] target node of that edge
     transition_rows: Tensor  # [count * num_edges * num_edges] line edge (e_in -> e_out) at
@@ -91,12 +92,16 @@ def make_blocks(edge_index: Tensor, line_index: Tensor, edge_level: Tensor,
     line_in, line_out = line_index.cpu().numpy()
     level = edge_level.cpu().numpy()
     adjacency = sp.coo_matrix((np.ones(len(src)), (src, dst)), shape=(num_nodes, num_nodes))
-    _, comp = connected_components(adjacency, directed=True, connection="weak")
-    node_pos = _positions(comp, np.argsort(comp, kind="stable"))
+    num_comps, comp = connected_components(adjacency, directed=True, connection="weak")
+    # Only nodes that start an edge are columns of A_out: the others (sinks, about a quarter of
+    # an index-oriented molecule's atoms) are left out of the blocks.
+    sources = np.unique(src)
+    node_pos = np.full(num_nodes, -1)
+    node_pos[sources] = _positions(comp[sources], np.argsort(comp[sources], kind="stable"))
     edge_comp = comp[src]
     edge_pos = _positions(edge_comp, np.lexsort((level, edge_comp)))
-    comp_nodes = np.bincount(comp, minlength=comp.max(initial=-1) + 1)
-    comp_edges = np.bincount(edge_comp, minlength=len(comp_nodes))
+    comp_nodes = np.bincount(comp[sources], minlength=num_comps)
+    comp_edges = np.bincount(edge_comp, minlength=num_comps)
     with_edges = np.flatnonzero(comp_edges)
     device = edge_index.device
 
@@ -110,7 +115,7 @@ def make_blocks(edge_index: Tensor, line_index: Tensor, edge_level: Tensor,
         local[members] = np.arange(len(members))
         count = len(members)
         width, depth = int(comp_nodes[members].max()), int(comp_edges[members].max())
-        nodes = np.flatnonzero(local[comp] >= 0)
+        nodes = sources[local[comp[sources]] >= 0]
         edges = np.flatnonzero(local[edge_comp] >= 0)
         lines = np.flatnonzero(local[edge_comp[line_in]] >= 0)
         node_slot = local[comp[nodes]] * width + node_pos[nodes]
