@@ -5,12 +5,13 @@
 Both models train on the same training split with the loop of ``plstm-graph train`` (batch
 64, AdamW, gradient clipping), at the same width, depth and heads. The epochs alternate,
 attention then GIN, ``--rounds`` times, so that a change in the machine's load hits both
-models alike; the table gives every round's ratio and the ratio of the best epochs, in
-wall-clock seconds and in CPU seconds of this process (``time.process_time``: with one
-thread, the time it computed, not the time it waited for a core on a shared machine).
+models alike; the table gives every round's ratio and the medians, in wall-clock seconds
+and in CPU seconds of this process (``time.process_time``: with one thread, the time it
+computed, not the time it waited for a core on a shared machine).
 """
 import argparse
 import os
+import statistics
 import time
 
 import torch
@@ -66,9 +67,12 @@ def main(argv=None) -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     rows = [(str(i + 1), wall[first][i], wall[second][i], cpu[first][i], cpu[second][i])
             for i in range(args.rounds)]
-    rows.append(("best", min(wall[first]), min(wall[second]), min(cpu[first]), min(cpu[second])))
     for name, a, b, ca, cb in rows:
         print(f"| {name} | {a:.2f} | {b:.2f} | {a / b:.2f} | {ca:.2f} | {cb:.2f} | {ca / cb:.2f} |")
+    median = statistics.median
+    print(f"| median | {median(wall[first]):.2f} | {median(wall[second]):.2f} | "
+          f"{median(a / b for _, a, b, _, _ in rows):.2f} | {median(cpu[first]):.2f} | "
+          f"{median(cpu[second]):.2f} | {median(ca / cb for *_, ca, cb in rows):.2f} |")
     print(f"\nparameters: " + ", ".join(f"{m} {trainers[m].num_parameters:,}" for m in models)
           + f"; train graphs {len(trainers[first].splits.train)}; "
           f"load average after: {os.getloadavg()[0]:.2f}")

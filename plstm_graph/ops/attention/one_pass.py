@@ -54,8 +54,7 @@ def one_pass_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] 
     """
     scale = q.size(-1) ** -0.5 if scale is None else scale
     tiles = Tiles.from_batch(batch, q.size(0), chunk_size, causal)
-    out = OnePassAttention.apply(tiles.pack(q), tiles.pack(k), tiles.pack(v), tiles, scale)
-    return tiles.unpack(out)
+    return OnePassAttention.apply(q, k, v, tiles, scale)
 
 
 def _weights(S: Tensor, shift: Tensor, keep: Optional[Tensor]) -> Tensor:
@@ -126,19 +125,21 @@ def one_pass_backward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, 
 
 
 class OnePassAttention(torch.autograd.Function):
-    r"""The 1-pass cascade on tiles with a FlashAttention-2 backward (first derivatives only)."""
+    r"""The 1-pass cascade with a FlashAttention-2 backward (first derivatives only): q, k
+    [N, H, K] and v [N, H, V] in node order -> [N, H, V]; the tile layout stays inside."""
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, tiles: Tiles, scale: float) -> Tensor:
+        q, k, v = tiles.pack(q), tiles.pack(k), tiles.pack(v)
         out, LSE, P0 = one_pass_forward(q, k, v, tiles, scale)
         ctx.save_for_backward(q, k, v, out, LSE, P0)
         ctx.tiles, ctx.scale = tiles, scale
-        return out
+        return tiles.unpack(out)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dO: Tensor):
         q, k, v, out, LSE, P0 = ctx.saved_tensors
-        dq, dk, dv = one_pass_backward(dO.contiguous(), q, k, v, out, LSE, P0, ctx.tiles,
-                                       ctx.scale)
-        return dq, dk, dv, None, None
+        tiles = ctx.tiles
+        grads = one_pass_backward(tiles.pack(dO), q, k, v, out, LSE, P0, tiles, ctx.scale)
+        return (*(tiles.unpack(g) for g in grads), None, None)

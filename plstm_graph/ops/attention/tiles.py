@@ -148,7 +148,7 @@ class Tiles:
         r"""``[N, H, D]`` node order -> ``[H, T, C, D]`` tiles, zero in padding slots."""
         N, H, D = x.shape
         flat = x if self.identity else \
-            x.new_zeros(self.num_tiles * self.chunk_size, H, D).index_copy(0, self.slot, x)
+            x.new_zeros(self.num_tiles * self.chunk_size, H, D).index_copy_(0, self.slot, x)
         return flat.view(self.num_tiles, self.chunk_size, H, D).permute(2, 0, 1, 3).contiguous()
 
     def unpack(self, xt: Tensor) -> Tensor:
