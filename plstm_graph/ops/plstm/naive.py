@@ -19,6 +19,15 @@ def direct_term(q: Tensor, k: Tensor, v: Tensor, direct: Tensor) -> Tensor:
     return (direct * (q * k).sum(-1)).unsqueeze(-1) * v
 
 
+def direct_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, direct: Tensor):
+    """Gradients of ``<direct_term(q, k, v, direct), grad_out>`` w.r.t. ``q, k, v, direct``
+    (for kernels with an explicit backward)."""
+    score = (q * k).sum(-1)  # q_n . k_n
+    read = (grad_out * v).sum(-1)  # dh_n . v_n
+    d_score = (direct * read).unsqueeze(-1)
+    return d_score * k, d_score * q, (direct * score).unsqueeze(-1) * grad_out, score * read
+
+
 def plstm_reference(q, k, v, source, transition, mark, direct, graph,
                     recompute: bool = False) -> Tensor:
     """The recurrence, one DAG edge at a time (``recompute`` is unused: autograd keeps what it

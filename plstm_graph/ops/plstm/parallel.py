@@ -32,7 +32,7 @@ from torch.autograd.function import once_differentiable
 from ...graph.line_graph import LineGraph
 from .blocks import Block, blocks_of
 from .levels import plstm_levels
-from .naive import direct_term
+from .naive import direct_backward, direct_term
 
 
 def _head_major(x: Tensor) -> Tensor:
@@ -133,33 +133,36 @@ def parallel_backward(grad_out, q, k, v, source, transition, mark, blocks: list[
 
 
 class ParallelPLSTM(torch.autograd.Function):
-    """Edge part of pLSTM by the gating-matrix form, with the explicit backward of
-    :func:`parallel_backward`; ``recompute=True`` keeps only the inputs between the passes."""
+    """pLSTM by the gating-matrix form, the direct term included, with the explicit backward of
+    :func:`parallel_backward` and :func:`~.naive.direct_backward`; ``recompute=True`` keeps only
+    the inputs between the passes."""
 
     @staticmethod
-    def forward(ctx, q, k, v, source, transition, mark, blocks: list, recompute: bool):
+    def forward(ctx, q, k, v, source, transition, mark, direct, blocks: list, recompute: bool):
         out, saved = parallel_forward(q, k, v, source, transition, mark, blocks)
         ctx.blocks, ctx.recompute = blocks, recompute
-        ctx.save_for_backward(q, k, v, source, transition, mark,
+        ctx.save_for_backward(q, k, v, source, transition, mark, direct,
                               *(() if recompute else (x for block in saved for x in block)))
-        return out
+        return out.add_(direct_term(q, k, v, direct))
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        q, k, v, source, transition, mark, *flat = ctx.saved_tensors
+        q, k, v, source, transition, mark, direct, *flat = ctx.saved_tensors
         saved = None if ctx.recompute else [flat[i:i + 4] for i in range(0, len(flat), 4)]
+        grad_out = grad_out.contiguous()
         with torch.autocast(grad_out.device.type, enabled=False):  # as in forward (dispatch)
-            grads = parallel_backward(grad_out.contiguous(), q, k, v, source, transition, mark,
-                                      ctx.blocks, saved)
-        return *grads, None, None
+            dq, dk, dv, *gates = parallel_backward(grad_out, q, k, v, source, transition, mark,
+                                                   ctx.blocks, saved)
+            dq_d, dk_d, dv_d, d_direct = direct_backward(grad_out, q, k, v, direct)
+        return dq.add_(dq_d), dk.add_(dk_d), dv.add_(dv_d), *gates, d_direct, None, None
 
 
 def plstm_parallel(q, k, v, source, transition, mark, direct, graph: LineGraph,
                    recompute: bool = False) -> Tensor:
     """pLSTM by the gating-matrix form, one padded batch of graphs at a time."""
-    out = ParallelPLSTM.apply(q, k, v, source, transition, mark, blocks_of(graph), recompute)
-    out = out + direct_term(q, k, v, direct)
+    out = ParallelPLSTM.apply(q, k, v, source, transition, mark, direct, blocks_of(graph),
+                              recompute)
     if not bool(torch.isfinite(out).all()):
         return plstm_levels(q, k, v, source, transition, mark, direct, graph, recompute)
     return out
