@@ -95,7 +95,7 @@ def random_plstm_inputs(graph, heads: int, key_dim: int, value_dim: int,
     def unit(*shape):
         return torch.rand(*shape, generator=generator, dtype=dtype)
 
-    from .nn.plstm_conv import p_mode_transition
+    from .ops.plstm.gates import p_mode_transition
 
     transition = p_mode_transition(rand(lines, heads), graph)
     return [rand(n, heads, key_dim), rand(n, heads, key_dim), rand(n, heads, value_dim),
