@@ -83,10 +83,11 @@ def test_nan_reaches_what_it_reaches_in_the_reference(mode):
     g = grid_line_graph(5, 6, "top-right", mode)
     inputs = random_plstm_inputs(g, 2, 3, 3, generator=torch.Generator().manual_seed(2))
     inputs[1][13, 0, 1] = float("nan")  # one node's key, one head
-    got = pg.plstm(*inputs, g, backend="grid")
     want = pg.plstm(*inputs, g, backend="reference")
     assert 0 < int(want.isnan().sum()) < want.numel()
-    torch.testing.assert_close(got, want, atol=1e-10, rtol=0, equal_nan=True)
+    for backend in ("grid", "grid-chunk"):
+        got = pg.plstm(*inputs, g, backend=backend)
+        torch.testing.assert_close(got, want, atol=1e-10, rtol=0, equal_nan=True)
 
 
 @pytest.mark.parametrize("backend", ["grid", "grid-chunk"])

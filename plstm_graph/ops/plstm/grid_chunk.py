@@ -23,8 +23,9 @@ the gating matrices of the parallel form
 Only the boundary states ``Z`` are ever formed (``2 C`` per chunk instead of 2 per node), and
 all the work is batched matrix products; the recurrence runs over the chunk anti-diagonals
 (``2 n / C - 1`` steps for an ``n x n`` grid). Gradients come from autograd through these
-products and the solve. The sweep-based ``grid`` backend (:mod:`.grid`) is the explicit
-reference layout it is tested against, beside the DAG reference.
+products and the solve. A non-finite output is recomputed by the sweep (:mod:`.grid`), so NaN
+and inf reach only what they reach in the reference. Tested against the sweep and the DAG
+reference.
 """
 import math
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ import torch
 from torch import Tensor
 
 from ...graph.grid import GridLineGraph
-from .grid import _gather, grid_layout
+from .grid import _gather, grid_layout, plstm_grid
 from .naive import direct_term
 
 #: Default chunk side: the solve grows as (2 C^2)^3 per chunk, the boundary work as C per node.
@@ -207,4 +208,9 @@ def plstm_grid_chunk(q, k, v, source, transition, mark, direct, graph: GridLineG
     out = out + (h_z[..., None] * q_z.view(batch, c2, 2 * chunk, value_dim)).sum(2)
     out = out.view(num_chunks, count, heads, c2, value_dim).permute(0, 3, 1, 2, 4)
     out = out.reshape(-1, heads, value_dim).index_select(0, layout.slot)
-    return out + direct_term(q, k, v, direct)
+    out = out + direct_term(q, k, v, direct)
+    if not bool(torch.isfinite(out).all()):
+        # The products mix structural zeros with every value of a chunk (0 * NaN); the sweep
+        # follows the recurrence's data flow and leaves NaN only where the reference does.
+        return plstm_grid(q, k, v, source, transition, mark, direct, graph, recompute)
+    return out
