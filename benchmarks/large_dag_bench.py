@@ -62,20 +62,27 @@ def main(argv=None):
     parser.add_argument("--heads", type=int, default=1)
     parser.add_argument("--dim", type=int, default=8, help="key and value size per head")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--graphs", default="chain,grid,random",
+                        help="which of chain (preparation only), grid, random to run")
     args = parser.parse_args(argv)
+    graphs = args.graphs.split(",")
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.heads} heads, "
           f"K = V = {args.dim}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
-    for mode in ("P", "D"):
+    for mode in ("P", "D") if "chain" in graphs else ():
         _, seconds = timed(lambda: pg.prepare_dag(*chain(100_000), mode=mode, orientation="given"))
         print(f"100,000-node chain, {mode}-mode preparation: {seconds:.2f} s")
 
+    cases = {"grid": ("grid 700x700", lambda: grid_dag(700, 700)),
+             "random": ("random deep", lambda: random_deep_dag(500_000, 1000))}
+    if not set(graphs) & set(cases):
+        return
     print("\n| graph | edges | line edges | levels | preparation s | backend | forward s | "
           "backward s | peak MiB (fwd + bwd) |")
     print("|---|---:|---:|---:|---:|---|---:|---:|---:|")
-    for name, (edge_index, num_nodes) in (("grid 700x700", grid_dag(700, 700)),
-                                          ("random deep", random_deep_dag(500_000, 1000))):
+    for name, make in (cases[key] for key in graphs if key in cases):
+        edge_index, num_nodes = make()
         graph, prepare_s = timed(lambda: pg.prepare_dag(edge_index, num_nodes, mode="P",
                                                         orientation="given"))
         runs = [("levels", graph)]
