@@ -130,7 +130,7 @@ class LongRangeDataset(InMemoryDataset):
     """The graphs of one ``longrange-<kind>-<depth>`` set, generated in memory (see the module
     docstring). Graphs ``0 .. sizes[0] - 1`` are the training set, then validation, then test."""
 
-    def __init__(self, kind: str = "dag", depth: int = 8, num_keys: int = 4, width: int = 4,
+    def __init__(self, kind: str = "dag", depth: int = 8, num_keys: int = 2, width: int = 4,
                  fan_in: int = 2, sizes: tuple = tuple(SIZES.values()), seed: int = 0,
                  transform: Optional[Callable] = None):
         check_one_of(kind, "kind", KINDS)

@@ -12,8 +12,12 @@ from ..graph.validation import check_one_of, check_positive_int, check_shape
 from ..ops.plstm import BACKENDS, plstm
 from ..ops.plstm.gates import TRANSITION_SCALE, p_mode_transition, transition_gate
 
-#: Source, Mark and Direct start at sigmoid(-5) ~ 0.007, as in the paper.
+#: Initial gate biases. Direct starts at sigmoid(-5) ~ 0.007 as in the paper; Source and Mark
+#: start at sigmoid(0) = 0.5: with the paper's -5 a node receives what crosses an edge at
+#: sigmoid(-5)^2 ~ 4.5e-5 of its input, 150x below its own Direct term, and a look-up across a
+#: DAG does not train (``docs/long_range.md``). ``GATE_BIAS`` is the paper's value for all three.
 GATE_BIAS = -5.0
+INITIAL_BIAS = {"source": 0.0, "mark": 0.0, "direct": GATE_BIAS, "transition": 1.0}
 
 #: Node-side terms of the gates, in the order :attr:`PLSTMConv.lin_gate` computes them: the
 #: Source term of an edge's tail, the Mark term of its head, Direct, and the Transition term of
@@ -41,7 +45,8 @@ class PLSTMConv(torch.nn.Module):
 
     P-mode's normalisation keeps every line node's outgoing transitions below 1 in absolute
     sum (paper Eq. 9), so propagation over long paths neither explodes nor needs pruning.
-    The Transition weights start at 0 and its bias at 1, and the scale :math:`s`
+    Gate weights start at 0; Source and Mark at :math:`\sigma(0)`, Direct at :math:`\sigma(-5)`
+    (see :data:`INITIAL_BIAS`). The Transition bias starts at 1, and the scale :math:`s`
     (:data:`~plstm_graph.ops.plstm.gates.TRANSITION_SCALE`: 50 in P-mode, 5 in D-mode) puts
     every step near its bound, so at initialisation a signal keeps about half its size over 64
     DAG steps in P-mode and nearly all of it in D-mode (the official code saturates its
@@ -115,13 +120,12 @@ class PLSTMConv(torch.nn.Module):
     def reset_parameters(self):
         for lin in (self.lin_query, self.lin_key, self.lin_value, self.lin_out):
             torch.nn.init.normal_(lin.weight, std=0.02)
-        # Gates start input-independent (weights 0, as in the official code): Source, Mark and
-        # Direct small, Transitions at 1 before the scale, i.e. near their bound.
+        # Gates start input-independent (weights 0, as in the official code), Transitions at 1
+        # before the scale, i.e. near their bound.
         torch.nn.init.zeros_(self.lin_gate.weight)
-        bias = dict(source=GATE_BIAS, mark=GATE_BIAS, direct=GATE_BIAS, transition=1.0)
         with torch.no_grad():
             for term, rows in zip(GATE_TERMS, self.lin_gate.bias.view(-1, self.heads)):
-                rows.fill_(bias.get(term, 0.0))
+                rows.fill_(INITIAL_BIAS.get(term, 0.0))
         if self.lin_edge_gate is not None:
             torch.nn.init.zeros_(self.lin_edge_gate.weight)
         torch.nn.init.ones_(self.norm_weight)
@@ -207,4 +211,4 @@ class PLSTMConv(torch.nn.Module):
                 f"{', reverse=True' if self.reverse else ''})")
 
 
-__all__ = ["GATE_BIAS", "PLSTMConv", "p_mode_transition"]
+__all__ = ["GATE_BIAS", "INITIAL_BIAS", "PLSTMConv", "p_mode_transition"]

@@ -6,7 +6,7 @@ from plstm_graph.data import get_dataset
 from plstm_graph.data.longrange import SINK, SOURCE, LongRangeDataset, parse_longrange_name
 
 SIZES = (24, 8, 8)
-KEYS = 4
+KEYS = 2
 
 
 def columns(x: torch.Tensor, block: int) -> torch.Tensor:
