@@ -8,8 +8,8 @@ the batch's largest graph, whatever ``chunk_size`` is.
   split as M = M1 x M0 with M1 = steps and M0 = C.
 * Graphs of at most C nodes are packed whole, several to a tile (the variable-length
   layout of FlashAttention's ``cu_seqlens``): the largest graph left opens a tile and the
-  smallest ones left fill it up (on molecules 12 % fewer tiles than packing in batch
-  order). Such a tile meets only itself, at step 0, through a block-diagonal mask. Two
+  smallest ones left fill it up (on ogbg-molbace batches 11 % fewer tiles than packing in
+  batch order). Such a tile meets only itself, at step 0, through a block-diagonal mask. Two
   consecutive tiles hold more than C nodes together, so there are fewer than 2 N / C + 1.
 
 Every step's scores therefore take ``O(nodes x C)`` memory. The multi-tile graphs come
@@ -177,9 +177,10 @@ class Tiles:
             keep = keep & (self.graph[:A, :, None] == self.graph[keys][:, None, :])
             if self.causal:
                 keep = keep & (self.position[keys][:, None, :] <= self.position[:A, :, None])
-        # Float masks: on CPU, masked_fill or where through a bool mask costs several exps.
-        keep = keep.to(S.dtype)
-        return S.add_(keep.reciprocal().neg_().add_(1)), keep  # 1 - 1 / keep: 0 or -inf
+        # Float masks, [A, ., C] (a quarter of the scores with 4 heads): on CPU, masked_fill
+        # or where on the scores through a bool mask costs several exps.
+        bias = torch.zeros((), dtype=S.dtype, device=S.device).where(keep, float("-inf"))
+        return S.add_(bias), keep.to(S.dtype)
 
     # The three products of a step, each a batched matmul over (head, query tile). When a
     # single graph is active, every query tile meets the same key tile and the product is
