@@ -11,8 +11,9 @@ BASE = {"epochs": 5, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.01, "clip":
 
 #: Per dataset family: settings, and under ``"models"`` per-model overrides.
 FAMILY_DEFAULTS = {
-    # TPSA is a sum of per-atom contributions: sum pooling reads it off directly.
-    "tpsa": {"epochs": 30, "pooling": "sum"},
+    # TPSA is a sum of per-atom contributions: sum pooling reads it off directly. Chosen on the
+    # validation split: 10 epochs of batch 32 at lr 2e-3 (pLSTM: valid RMSE 10.6, R^2 ~ 0.96).
+    "tpsa": {"epochs": 10, "batch_size": 32, "lr": 2e-3, "pooling": "sum"},
     # The pLSTM paper's TU protocol: 100 epochs, 5 warm-up epochs.
     "tu": {"epochs": 100, "warmup_epochs": 5.0},
     "ogb": {"epochs": 30},
