@@ -63,41 +63,38 @@ class _Inputs:
     so that each block gathers them at once, and ``-T``, which the solves take."""
 
     def __init__(self, q, k, v, source, transition, mark):
-        self.key_dim = k.size(-1)
         self.q, self.kv = _head_major(q), _head_major(torch.cat([k, v], -1))
         self.source, self.mark = _head_major(source), _head_major(mark)
         self.minus_t = _head_major(transition).neg_()
 
-    def nodes(self, block: Block):
-        """``Q_dst, K, V, M`` of one block, ``[H, count, ...]``."""
-        c, e, n = block.count, block.num_edges, block.num_nodes
-        kv = _gather(self.kv, block.node_rows, c, n)
-        return (_gather(self.q, block.dst_rows, c, e), kv[..., :self.key_dim],
-                kv[..., self.key_dim:], _gather(self.mark, block.edge_rows, c, e, 1))
+
+#: What :func:`_block_forward` returns and the backward reads, per block.
+SAVED = ("minus_t", "x", "scores", "y", "q_dst", "kv", "mark")
 
 
-def _block_forward(inputs: _Inputs, block: Block):
-    """``-T, X, scores, Y`` (``Y`` before the Mark gate) of one block."""
+def _block_forward(inputs: _Inputs, block: Block, key_dim: int) -> tuple:
+    """``-T, X, scores, Y`` (``Y`` before the Mark gate) of one block, and its gathered
+    ``Q_dst``, ``[K | V]`` and ``M`` (see :data:`SAVED`)."""
     c, e, n = block.count, block.num_edges, block.num_nodes
     minus_t = _gather(inputs.minus_t, block.transition_rows, c, e, e)
     # X = (I - T)^-1 diag(S) A_out; the unit diagonal is implied, not stored.
     x = torch.linalg.solve_triangular(minus_t, _gather(inputs.source, block.source_rows, c, e, n),
                                       upper=False, unitriangular=True)
-    q_dst, k_b, v_b, _ = inputs.nodes(block)
-    scores = q_dst @ k_b.transpose(-1, -2)
-    return minus_t, x, scores, (x * scores) @ v_b
+    q_dst, kv = _gather(inputs.q, block.dst_rows, c, e), _gather(inputs.kv, block.node_rows, c, n)
+    scores = q_dst @ kv[..., :key_dim].transpose(-1, -2)
+    y = (x * scores) @ kv[..., key_dim:]
+    return minus_t, x, scores, y, q_dst, kv, _gather(inputs.mark, block.edge_rows, c, e, 1)
 
 
 def parallel_forward(q, k, v, source, transition, mark, blocks: list[Block]):
-    """Edge part of the output ``[N, H, V]`` and, per block, ``(-T, X, scores, Y)``."""
+    """Edge part of the output ``[N, H, V]`` and, per block, what :data:`SAVED` names."""
     inputs = _Inputs(q, k, v, source, transition, mark)
     out = q.new_zeros(q.size(0) + 1, q.size(1) * v.size(-1))
     saved = []
     for block in blocks:
-        minus_t, x, scores, y = _block_forward(inputs, block)
-        mark_b = _gather(inputs.mark, block.edge_rows, block.count, block.num_edges, 1)
+        saved.append(_block_forward(inputs, block, k.size(-1)))
+        y, mark_b = saved[-1][3], saved[-1][6]
         _scatter(out, block.dst_rows, (mark_b * y).flatten(1, 2))
-        saved.append((minus_t, x, scores, y))
     return out[:-1].view(q.size(0), q.size(1), v.size(-1)), saved
 
 
@@ -105,16 +102,17 @@ def parallel_backward(grad_out, q, k, v, source, transition, mark, blocks: list[
                       saved: list | None = None):
     """Gradients of the edge part w.r.t. ``q, k, v, source, transition, mark``; ``saved`` from
     :func:`parallel_forward`, or ``None`` to recompute it block by block."""
-    heads = q.size(1)
-    inputs = _Inputs(q, k, v, source, transition, mark)
+    heads, key_dim = q.shape[1:]
+    inputs = _Inputs(q, k, v, source, transition, mark) if saved is None else None
     grad_out = _head_major(grad_out)
     # Row-major accumulators with a sink row for padding slots.
     dq, dk, dv = (x.new_zeros(x.size(0) + 1, x[0].numel()) for x in (q, k, v))
     d_mark = mark.new_zeros(mark.size(0) + 1, heads)
     d_source, d_transition = torch.zeros_like(source), torch.zeros_like(transition)
     for i, block in enumerate(blocks):
-        minus_t, x, scores, y = _block_forward(inputs, block) if saved is None else saved[i]
-        q_dst, k_b, v_b, mark_b = inputs.nodes(block)
+        minus_t, x, scores, y, q_dst, kv, mark_b = (
+            _block_forward(inputs, block, key_dim) if saved is None else saved[i])
+        k_b, v_b = kv[..., :key_dim], kv[..., key_dim:]
         dh = _gather(grad_out, block.dst_rows, block.count, block.num_edges)
         _scatter(d_mark, block.edge_rows, (y * dh).sum(-1).flatten(1)[..., None], add=False)
         dy = mark_b * dh
@@ -154,7 +152,8 @@ class ParallelPLSTM(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out):
         q, k, v, source, transition, mark, direct, *flat = ctx.saved_tensors
-        saved = None if ctx.recompute else [flat[i:i + 4] for i in range(0, len(flat), 4)]
+        step = len(SAVED)
+        saved = None if ctx.recompute else [flat[i:i + step] for i in range(0, len(flat), step)]
         grad_out = grad_out.contiguous()
         with torch.autocast(grad_out.device.type, enabled=False):  # as in forward (dispatch)
             dq, dk, dv, *gates = parallel_backward(grad_out, q, k, v, source, transition, mark,
