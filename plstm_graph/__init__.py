@@ -10,7 +10,8 @@ __version__ = "0.1.0"
 #: Public name -> the module that defines it.
 _EXPORTS = {
     "DAGData": ".graph", "LineGraph": ".graph", "PrepareDAG": ".graph", "line_graph_of": ".graph",
-    "prepare_dag": ".graph", "PLSTMBlock": ".nn", "PLSTMConv": ".nn", "plstm": ".ops",
+    "prepare_dag": ".graph", "grid_line_graph": ".graph", "chain_line_graph": ".graph",
+    "GridLineGraph": ".graph", "PLSTMBlock": ".nn", "PLSTMConv": ".nn", "plstm": ".ops",
     "einsum_attention": ".ops.attention",
 }
 _SUBPACKAGES = ("cli", "data", "graph", "nn", "ops", "testing", "train")

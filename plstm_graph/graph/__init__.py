@@ -7,3 +7,6 @@ __all__ = ["LineGraph", "build_line_graph", "line_graph_index", "prepare_dag", "
 from .transform import DAGData, PrepareDAG, line_graph_of
 
 __all__ += ["DAGData", "PrepareDAG", "line_graph_of"]
+from .grid import CORNERS, GridLineGraph, chain_line_graph, grid_edge_index, grid_line_graph
+
+__all__ += ["CORNERS", "GridLineGraph", "chain_line_graph", "grid_edge_index", "grid_line_graph"]
