@@ -6,9 +6,11 @@
 
 What is measured, all in this one run, on the CPU:
 
-* time: the best of ``--repeats`` wall-clock runs (fewer once a configuration has taken
-  ``--budget`` seconds; the memory run below warms up), forward under ``torch.no_grad()``
-  and forward + backward (gradients of q, k and v);
+* time: the best of ``--repeats`` runs (fewer once a configuration has taken ``--budget``
+  seconds; the memory run below warms up), forward under ``torch.no_grad()`` and forward +
+  backward (gradients of q, k and v); wall-clock, or with ``--clock cpu`` the CPU seconds of
+  this process (``time.process_time``: with ``--threads 1`` the time it computed, not the
+  time it waited for a core on a shared machine);
 * peak memory: the high-water mark of the bytes that PyTorch's CPU allocator holds during
   the call, above what it held before (inputs excluded; outputs, saved tensors and
   gradients included), read from the allocation and free events that
@@ -31,13 +33,13 @@ from memory import peak_bytes  # benchmarks/memory.py (the script's folder is on
 METHODS = ("SDPA", "1-pass", "2-pass", "3-pass")
 
 
-def best_time(fn, repeats: int, budget: float) -> float:
-    """Best of ``repeats`` wall-clock runs, fewer once they have taken ``budget`` seconds."""
+def best_time(fn, repeats: int, budget: float, clock=time.perf_counter) -> float:
+    """Best of ``repeats`` runs on ``clock``, fewer once they have taken ``budget`` seconds."""
     times = []
     while len(times) < repeats and sum(times) < budget:
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return min(times)
 
 
@@ -64,14 +66,14 @@ def make_call(method: str, n: int, heads: int, dim: int, chunk_size: int, backwa
     return call
 
 
-def measure(sizes, heads, dim, chunk_size, repeats, budget):
+def measure(sizes, heads, dim, chunk_size, repeats, budget, clock):
     results = {}
     for n in sizes:
         for method in METHODS:
             for backward in (False, True):
                 call = make_call(method, n, heads, dim, chunk_size, backward)
                 peak = peak_bytes(call)  # also the warm-up run
-                results[n, method, backward] = (best_time(call, repeats, budget), peak)
+                results[n, method, backward] = (best_time(call, repeats, budget, clock), peak)
                 del call
                 gc.collect()
             print(f"  measured N = {n:5d}: {method}", flush=True)
@@ -106,6 +108,27 @@ def print_tables(results, sizes):
             print(row([n] + [f"{p[m] / 2 ** 20:.1f}" for m in METHODS] + growth, widths))
 
 
+def chunk_memory(heads: int, dim: int) -> None:
+    """Peak memory of the 1-pass forward + backward for chunk sizes up to 10**9: tiles are
+    sized from the graphs, so it follows nodes x min(chunk_size, graph size)."""
+    generator = torch.Generator().manual_seed(0)
+    batches = {"1 graph of 5 nodes": [5], "64 graphs of 10-60 nodes":
+               torch.randint(10, 61, (64,), generator=generator).tolist(),
+               "1 graph of 4096 nodes": [4096]}
+    print(f"\nPeak memory, 1-pass forward + backward (MiB), H = {heads}, D = {dim}")
+    chunks = (16, 64, 256, 10**9)
+    print(" | ".join(["batch".rjust(26)] + [f"chunk {c}".rjust(12) for c in chunks]))
+    for name, sizes in batches.items():
+        batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+        q, k, v = (torch.randn(batch.numel(), heads, dim, generator=generator).requires_grad_()
+                   for _ in range(3))
+        cells = []
+        for c in chunks:
+            peak = peak_bytes(lambda: einsum_attention(q, k, v, batch, chunk_size=c).sum().backward())
+            cells.append(f"{peak / 2 ** 20:.2f}".rjust(12))
+        print(" | ".join([name.rjust(26)] + cells), flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="N = 256 ... 2048, 2 repeats")
@@ -117,19 +140,28 @@ def main():
     parser.add_argument("--budget", type=float, default=2.0,
                         help="stop repeating a configuration after this many seconds")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--chunk-memory", action="store_true",
+                        help="only the peak-memory table of the 1-pass cascade over chunk sizes")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall-clock or this process's CPU seconds (use with --threads 1)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.chunk_memory:
+        chunk_memory(args.heads, args.head_dim)
+        return
     sizes = args.sizes or ([256, 512, 1024, 2048] if args.quick else
                            [256, 512, 1024, 2048, 4096, 8192])
     repeats = args.repeats or (2 if args.quick else 3)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, "
           f"H = {args.heads} heads, D = {args.head_dim} per head, chunk_size = {args.chunk_size}, "
-          f"best of {repeats} runs (fewer past {args.budget:g} s); "
+          f"best of {repeats} runs (fewer past {args.budget:g} s), {args.clock} clock; "
           f"load average before: {os.getloadavg()[0]:.2f}")
     start = time.perf_counter()
-    results = measure(sizes, args.heads, args.head_dim, args.chunk_size, repeats, args.budget)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    results = measure(sizes, args.heads, args.head_dim, args.chunk_size, repeats, args.budget,
+                      clock)
     print_tables(results, sizes)
     print(f"\ntotal {time.perf_counter() - start:.0f} s; load average after: "
           f"{os.getloadavg()[0]:.2f}")
