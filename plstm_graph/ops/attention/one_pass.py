@@ -15,9 +15,10 @@ Keys are split into chunks (M = M1 x M0, see :mod:`.tiles`). One pass over the c
 
 (SLD and RD ride along in the last einsum, as a column of ones beside V.)
 
-Only one chunk of scores is alive at a time: the forward takes O(nodes x chunk) extra
-memory. The backward saves q, k, v, the output O and the log-sum-exp LSE = RM + log RD,
-and recomputes each chunk's weights P = exp(BQK - LSE) (Dao, FlashAttention-2, 2023):
+At most two chunks of scores are alive at a time (step 0's, kept for the backward, and the
+current one): the forward takes O(nodes x chunk) extra memory. The backward saves q, k, v,
+the output O and the log-sum-exp LSE = RM + log RD, and recomputes each chunk's weights
+P = exp(BQK - LSE) (Dao, FlashAttention-2, 2023):
 
     dV[m1] += P^T dO        dP = dO V[m1]^T        dS = P * (dP - rowsum(dO * O))
     dQ     += dS K[m1]      dK[m1] += dS^T Q
