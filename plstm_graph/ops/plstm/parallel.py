@@ -1,4 +1,4 @@
-"""pLSTM in its parallel ("gating matrix") form, one dense block per graph, explicit backward.
+"""pLSTM in its parallel ("gating matrix") form, per graph in padded blocks, explicit backward.
 
 Per graph and head, with ``B = diag(S) A_out`` (``B[e, m] = S_e [src e == m]``) and edges in
 level order, so that the transition matrix ``T`` (``T[e, e'] = T_{e' -> e}``) is strictly lower
@@ -55,7 +55,10 @@ def _scatter(out: Tensor, rows: Tensor, x: Tensor, add: bool = True) -> None:
     ``add=False`` copies instead, for rows that no other slot writes (padding slots write the
     sink row, whatever lands there)."""
     x = x.transpose(0, 1).reshape(rows.numel(), -1)
-    out.index_add_(0, rows, x) if add else out.index_copy_(0, rows, x)
+    if add:
+        out.index_add_(0, rows, x)
+    else:
+        out.index_copy_(0, rows, x)
 
 
 class _Inputs:
