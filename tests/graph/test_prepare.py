@@ -158,3 +158,17 @@ def test_reverse_argument_equals_reverse_method(mode):
     via_method = pg.prepare_dag(edge_index, n, mode=mode).reverse()
     for name in ("edge_index", "edge_id", "line_index", "edge_level"):
         assert torch.equal(getattr(direct, name), getattr(via_method, name)), name
+
+
+def test_cached_builds_once_per_graph():
+    g = pg.prepare_dag(*chain(5), orientation="given")
+    calls = []
+
+    def build(graph):
+        calls.append(graph)
+        return object()
+
+    first = g.cached("thing", build)
+    assert g.cached("thing", build) is first and calls == [g]
+    moved = g.to("cpu")  # a new graph: its own cache
+    assert moved.cached("thing", build) is not first and calls == [g, moved]
