@@ -27,3 +27,12 @@ def test_registry_example_adds_a_model():
         assert namespace["model"].blocks[0][0].in_features == 32
     finally:
         unregister_model("node-mlp")
+
+
+def test_own_dags_example_trains(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    example = next(block for block in python_blocks() if "class MyDAGs" in block)
+    namespace = {}
+    exec(compile(example, str(README), "exec"), namespace)
+    assert namespace["summary"]["status"] == "finished"
+    assert (tmp_path / "runs" / "my-dags" / "summary.json").is_file()
