@@ -106,6 +106,9 @@ def report(summary: dict, run_dir: Path) -> None:
     else:
         print(f"test {metric}: {summary['test']:.4f} at epoch {summary['best_epoch']} of best "
               f"valid {metric} {summary['valid']:.4f}; {summary['parameters']:,} parameters")
+        if summary.get(f"extrapolation_{metric}") is not None:
+            print(f"extrapolation {metric}: {summary[f'extrapolation_{metric}']:.4f} on "
+                  f"{summary['extrapolation_graphs']} larger images")
         if summary.get("mean_predictor_test") is not None:
             r2 = summary.get("test_r2")
             print(f"predicting the training mean gives test {metric} "

@@ -225,6 +225,25 @@ class Trainer:
             out["test_r2"] = 1 - test ** 2 / variance if variance > 0 else None
         return out
 
+    def extrapolation(self) -> dict:
+        """Datasets with an extrapolation set (APE: images twice the training size) score the
+        best-validation model on it too (``extrapolation_<metric>``)."""
+        if not hasattr(self.spec, "extrapolation") or self.best is None:
+            return {}
+        limit = {} if self.config.limit is None else {"num_samples": self.config.limit}
+        dataset = self.spec.extrapolation(**limit)
+        graphs = [dataset[i] for i in range(len(dataset))]
+        trained = {k: v.clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(self.best["state"])
+        mine = distributed.shard(torch.arange(len(graphs)), self.context).tolist()
+        parts = predict(self.model, batches([graphs[i] for i in mine], self.config.batch_size),
+                        self.task, self.device)
+        parts = [p for p in parts if p is not None]
+        self.model.load_state_dict(trained)
+        values = scores(self.spec, *distributed.all_gather(parts, self.context))
+        return {f"extrapolation_{name}": value for name, value in values.items()} | \
+            {"extrapolation_graphs": len(graphs)}
+
     def summary(self) -> dict:
         metric, best = self.metric, self.best or {}
         seconds = [r["train_seconds"] for r in self.history]
@@ -239,6 +258,7 @@ class Trainer:
                for name in metric_names(self.spec)[1:] for split in ("valid", "test")},
             "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
             **self.mean_predictor(best.get(f"test_{metric}")),
+            **self.extrapolation(),
             "num_graphs": {name: len(graphs) for name, graphs in self.splits},
             "world_size": self.context.world_size,
         }

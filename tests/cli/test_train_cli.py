@@ -186,3 +186,12 @@ def test_help_and_argument_errors_load_no_torch(argv):
             " if m in sys.modules]\nassert not heavy, heavy")
     result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_ape_runs_score_the_larger_images_too(tmp_path, capsys):
+    run_dir = tmp_path / "ape"
+    assert main(["train", "--dataset", "ape-64", "--model", "plstm-2d", "--out", str(run_dir),
+                 *TINY, "--epochs", "1", "--limit", "16"]) == 0
+    summary = summary_of(run_dir)
+    assert summary["extrapolation_graphs"] == 16 and 0 <= summary["extrapolation_acc"] <= 1
+    assert f"extrapolation acc: {summary['extrapolation_acc']:.4f}" in capsys.readouterr().out
