@@ -9,21 +9,43 @@ from torch_geometric.nn import GATConv, GCNConv, GINEConv
 from .conv_block import ConvBlock
 from .graph_transformer import GraphTransformerBlock
 from .plstm_block import PLSTMBlock, plstm_layer_plan
+from ..graph.validation import check_one_of
 from .registry import ModelSpec, register_model
 from .residual_block import mlp
 
 
+def paired_layer_plan(num_layers: int) -> list[tuple[str, bool]]:
+    """``(mode, reverse)`` of each layer as the official graph code stacks them: blocks of a P-mode
+    and a D-mode layer, block ``b`` on the DAG when ``b`` is even and on its reverse when odd
+    (ml-jku/plstm_experiments ``plstm_graph``; SPEC section 6)."""
+    return [("P" if i % 2 == 0 else "D", (i // 2) % 2 == 1) for i in range(num_layers)]
+
+
+#: How pLSTM layers take turns between the modes and the two directions of the DAG.
+ARRANGEMENTS = {"alternate": plstm_layer_plan, "paired": paired_layer_plan}
+
+
 @register_model
 class PLSTM(ModelSpec):
-    """pLSTM blocks in the paper's arrangement (:func:`~plstm_graph.nn.plstm_layer_plan`)."""
+    """pLSTM blocks: P-mode and D-mode layers taking turns, and the DAG and its reverse.
+
+    Args:
+        arrangement: ``"alternate"`` (:func:`~plstm_graph.nn.plstm_layer_plan`: every layer
+            flips the direction) or ``"paired"`` (:func:`paired_layer_plan`: the official code's
+            P + D blocks, one direction per block).
+    """
 
     name = "plstm"
     description = "pLSTM: P-mode and D-mode layers on the DAG and its reverse"
     supports_edge_attr = True
     default_pooling = "mean"  # the pLSTM paper pools pLSTM by mean, baselines by sum
 
+    def __init__(self, arrangement: str = "alternate"):
+        check_one_of(arrangement, "arrangement", ARRANGEMENTS)
+        self.arrangement = arrangement
+
     def layer_plan(self, num_layers):
-        return plstm_layer_plan(num_layers)
+        return ARRANGEMENTS[self.arrangement](num_layers)
 
     def line_graphs(self, plan):
         return tuple(dict.fromkeys(plan))

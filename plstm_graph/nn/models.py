@@ -48,6 +48,8 @@ class GraphModel(torch.nn.Module):
         pooling: ``"mean"`` or ``"sum"`` (default: the model's own).
         task_level: ``"graph"`` (one output row per graph) or ``"node"`` (one per node).
         orientation: ``"index"`` (undirected data oriented lower -> higher index) or ``"given"``.
+        model_options: keyword options of the model's spec (e.g. ``{"arrangement": "paired"}``
+            for pLSTM).
 
     Shapes:
         - **input:** a PyG ``Batch`` (or ``Data``) with ``x``, ``edge_index``, optional
@@ -59,9 +61,10 @@ class GraphModel(torch.nn.Module):
     def __init__(self, model: str, out_channels: int, features: str = "onehot",
                  node_channels: int | None = None, edge_channels: int = 0, hidden: int = 64,
                  layers: int = 4, heads: int = 4, pooling: str | None = None,
-                 task_level: str = "graph", orientation: str = "index"):
+                 task_level: str = "graph", orientation: str = "index",
+                 model_options: dict | None = None):
         super().__init__()
-        self.spec = get_model(model)
+        self.spec = get_model(model, **(model_options or {}))
         pooling = pooling or self.spec.default_pooling
         check_one_of(pooling, "pooling", POOLINGS)
         check_one_of(task_level, "task_level", TASK_LEVELS)

@@ -66,7 +66,8 @@ class ModelSpec:
     """How :class:`~plstm_graph.nn.GraphModel` builds and calls one kind of block.
 
     Subclass, set :attr:`name` and implement :meth:`init_block` and :meth:`call_block`; then
-    decorate with :func:`register_model`. Optional hooks add model-specific inputs
+    decorate with :func:`register_model`. A spec's ``__init__`` may take keyword options (a
+    run's ``model_options``). Optional hooks add model-specific inputs
     (:meth:`init_extra` / :meth:`encode`, e.g. position embeddings) or pooling (:meth:`pool`).
     """
 
@@ -138,7 +139,11 @@ def model_names() -> list[str]:
     return list(_MODELS)
 
 
-def get_model(name: str) -> ModelSpec:
-    """A fresh :class:`ModelSpec` of the registered model ``name``."""
+def get_model(name: str, **options) -> ModelSpec:
+    """A fresh :class:`ModelSpec` of the registered model ``name``, built with ``options`` (the
+    keyword arguments its ``__init__`` takes, e.g. pLSTM's ``arrangement``)."""
     check_one_of(name, "model", _MODELS)
-    return _MODELS[name]()
+    try:
+        return _MODELS[name](**options)
+    except TypeError as error:
+        raise ValueError(f"model_options {options!r} do not fit model {name!r}: {error}") from None

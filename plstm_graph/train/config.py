@@ -45,6 +45,7 @@ class TrainConfig:
     layers: int | None = None
     heads: int | None = None
     pooling: str | None = None
+    model_options: dict | None = None
     seed: int = 0
     folds: int | None = None
     limit: int | None = None
@@ -63,7 +64,9 @@ class TrainConfig:
             # A default warm-up (the TU protocol's 5 of 100 epochs) scales down with the run.
             self.warmup_epochs = min(self.warmup_epochs, 0.05 * self.epochs)
         if self.pooling is None:
-            self.pooling = get_model(self.model).default_pooling
+            self.pooling = get_model(self.model, **(self.model_options or {})).default_pooling
+        else:
+            get_model(self.model, **(self.model_options or {}))  # bad options fail here
         check_one_of(self.pooling, "pooling", POOLINGS)
         for name in ("epochs", "batch_size", "hidden", "layers", "heads"):
             check_positive_int(getattr(self, name), name)

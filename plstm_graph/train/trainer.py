@@ -25,7 +25,8 @@ def build_model(config: TrainConfig, spec) -> GraphModel:
                       edge_channels=spec.num_edge_features or 0, hidden=config.hidden,
                       layers=config.layers, heads=config.heads, pooling=config.pooling,
                       task_level=getattr(spec, "task_level", "graph"),
-                      orientation=getattr(spec, "orientation", "index"))
+                      orientation=getattr(spec, "orientation", "index"),
+                      model_options=config.model_options)
 
 
 def better(value: float, best: float | None, higher_is_better: bool) -> bool:

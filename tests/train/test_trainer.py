@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from plstm_graph.nn import GraphModel
 from plstm_graph.train import TrainConfig, evaluate_run, run_training
 from plstm_graph.train.callbacks import BEST, LAST, METRICS, SUMMARY
 from plstm_graph.train.trainer import better
@@ -127,3 +128,16 @@ def test_settings_come_from_the_dataset_family_and_are_recorded():
     assert TrainConfig.from_dict(paper.to_dict()) == paper
     with pytest.raises(ValueError, match="preset must be one of paper"):
         TrainConfig(preset="fast")
+
+
+def test_the_paper_preset_stacks_pLSTM_as_the_official_code():
+    config = TrainConfig(dataset="MUTAG", model="plstm", preset="paper")
+    assert config.model_options == {"arrangement": "paired"} and config.hidden == 96
+    model = GraphModel("plstm", 2, node_channels=7, hidden=96, layers=4,
+                       model_options=config.model_options)
+    assert model.plan == [("P", False), ("D", False), ("P", True), ("D", True)]
+    assert set(model.transform().line_graphs) == set(model.plan)
+    with pytest.raises(ValueError, match="arrangement must be one of alternate, paired"):
+        TrainConfig(model="plstm", model_options={"arrangement": "spiral"})
+    with pytest.raises(ValueError, match="model_options .* do not fit model 'gin'"):
+        TrainConfig(model="gin", model_options={"arrangement": "paired"})
