@@ -130,6 +130,21 @@ class PLSTMConv(torch.nn.Module):
             torch.nn.init.zeros_(self.lin_edge_gate.weight)
         torch.nn.init.ones_(self.norm_weight)
 
+    def reset_official_gates(self, generator: torch.Generator | None = None):
+        """The official graph code's gates (ml-jku/plstm ``pLSTMGraphEdgeLayer``, SPEC section 6):
+        all gate weights 0, Source, Mark and Direct bias -5, Transition bias drawn per head from
+        :math:`\mathcal N(0, 10^2)` and not scaled (``transition_scale = 1``)."""
+        self.transition_scale = 1.0
+        torch.nn.init.zeros_(self.lin_gate.weight)
+        if self.lin_edge_gate is not None:
+            torch.nn.init.zeros_(self.lin_edge_gate.weight)
+        with torch.no_grad():
+            for term, rows in zip(GATE_TERMS, self.lin_gate.bias.view(-1, self.heads)):
+                if term == "transition":
+                    rows.copy_(torch.randn(self.heads, generator=generator) * 10.0)
+                else:
+                    rows.fill_(0.0 if term.startswith("transition") else GATE_BIAS)
+
     def line_graph(self, x: Tensor, edge_index) -> LineGraph:
         if isinstance(edge_index, LineGraph):
             if edge_index.mode != self.mode:

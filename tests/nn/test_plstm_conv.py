@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import plstm_graph as pg
+from plstm_graph.ops.plstm.gates import p_mode_transition
 from plstm_graph.testing import RING_SMILES, molecule
 
 
@@ -25,6 +26,20 @@ def test_shapes_repr_and_initial_gates():
     torch.testing.assert_close(transition, torch.full_like(transition, math.tanh(5.0)))
     names = {name for name, _ in conv.named_parameters()}
     assert {"lin_query.weight", "lin_key.weight", "lin_value.weight", "lin_out.weight"} <= names
+
+
+def test_official_gates():
+    x, edge_index = graph()
+    conv = pg.PLSTMConv(16, 16, heads=2, mode="P", edge_dim=3)
+    conv.reset_official_gates(torch.Generator().manual_seed(0))
+    bias = conv.lin_gate.bias.view(-1, 2)[3].detach()
+    g = conv.line_graph(x, edge_index)
+    source, transition, mark, direct = conv.gates(x, g, torch.randn(edge_index.size(1), 3))
+    for gate in (source, mark, direct):
+        torch.testing.assert_close(gate, torch.full_like(gate, torch.sigmoid(torch.tensor(-5.0))))
+    torch.testing.assert_close(transition, p_mode_transition(
+        bias.expand(g.num_line_edges, 2), g))
+    assert float(bias.abs().max()) > 2.0  # drawn with standard deviation 10
 
 
 def test_p_mode_transitions_respect_the_bound():
