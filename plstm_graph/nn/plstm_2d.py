@@ -125,9 +125,9 @@ class PLSTM2DConv(torch.nn.Module):
             raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
         self.channels, self.heads, self.mode, self.backend = channels, heads, mode, backend
         self.head_dim = channels // heads
-        self.lin_q = Linear(channels, channels, bias=False)
-        self.lin_k = Linear(channels, channels, bias=False)
-        self.lin_v = Linear(channels, channels, bias=False)
+        self.lin_query = Linear(channels, channels, bias=False)
+        self.lin_key = Linear(channels, channels, bias=False)
+        self.lin_value = Linear(channels, channels, bias=False)
         self.lin_gates = Linear(channels, len(CORNERS) * heads * GATES[mode])
         self.lin_direct = Linear(channels, heads)
         self.norm_weight = Parameter(torch.empty(heads, self.head_dim))
@@ -135,7 +135,7 @@ class PLSTM2DConv(torch.nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        for lin in (self.lin_q, self.lin_k, self.lin_v, self.lin_out):
+        for lin in (self.lin_query, self.lin_key, self.lin_value, self.lin_out):
             torch.nn.init.normal_(lin.weight, std=0.02)
         torch.nn.init.normal_(self.lin_gates.weight, std=0.02)
         bias = self.lin_gates.bias.data.view(len(CORNERS), self.heads, GATES[self.mode])
@@ -171,8 +171,8 @@ class PLSTM2DConv(torch.nn.Module):
         height, width = grid_shape(pos, num_graphs)
         num_nodes = x.size(0)
         shape = (num_nodes, self.heads, self.head_dim)
-        q = self.lin_q(x).view(shape) / math.sqrt(self.head_dim)
-        k, v = self.lin_k(x).view(shape), self.lin_v(x).view(shape)
+        q = self.lin_query(x).view(shape) / math.sqrt(self.head_dim)
+        k, v = self.lin_key(x).view(shape), self.lin_value(x).view(shape)
         direct = torch.sigmoid(self.lin_direct(x))
         gates = self.lin_gates(x).view(num_nodes, len(CORNERS), self.heads, GATES[self.mode])
 

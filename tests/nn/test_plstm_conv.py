@@ -145,8 +145,11 @@ def test_bad_inputs_name_the_argument():
 @pytest.mark.parametrize("mode", ["P", "D"])
 def test_empty_graph_gives_empty_output(mode):
     conv = pg.PLSTMConv(16, 8, heads=2, mode=mode, edge_dim=3)
-    out = conv(torch.randn(0, 16), torch.empty(2, 0, dtype=torch.long), torch.empty(0, 3))
+    x = torch.randn(0, 16, requires_grad=True)
+    out = conv(x, torch.empty(2, 0, dtype=torch.long), torch.empty(0, 3))
     assert out.shape == (0, 8)
+    out.sum().backward()  # the parallel backward used to index row 0 of an empty tensor
+    assert x.grad.shape == (0, 16)
     # Nodes without edges: only the Direct term (and no crash on an edgeless graph).
     single = pg.PLSTMConv(16, 8, heads=2, mode=mode)
     assert single(torch.randn(3, 16), torch.empty(2, 0, dtype=torch.long)).shape == (3, 8)

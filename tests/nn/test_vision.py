@@ -25,8 +25,8 @@ def corner_by_corner(conv: PLSTM2DConv, x, pos, count):
     with the per-edge reference kernel."""
     height, width = grid_shape(pos, count)
     shape = (x.size(0), conv.heads, conv.head_dim)
-    q = conv.lin_q(x).view(shape) / math.sqrt(conv.head_dim)
-    k, v = conv.lin_k(x).view(shape), conv.lin_v(x).view(shape)
+    q = conv.lin_query(x).view(shape) / math.sqrt(conv.head_dim)
+    k, v = conv.lin_key(x).view(shape), conv.lin_value(x).view(shape)
     direct = torch.sigmoid(conv.lin_direct(x))
     gates = conv.lin_gates(x).view(x.size(0), len(CORNERS), conv.heads, -1)
     h = 0

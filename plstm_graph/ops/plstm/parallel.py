@@ -25,6 +25,8 @@ every value of a graph, so one NaN or inf input would reach all of that graph (`
 when the output is not finite it is therefore recomputed by the level sweep, which follows the
 recurrence's data flow and leaves NaN only where the reference puts it.
 """
+import math
+
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
@@ -109,7 +111,7 @@ def parallel_backward(grad_out, q, k, v, source, transition, mark, blocks: list[
     inputs = _Inputs(q, k, v, source, transition, mark) if saved is None else None
     grad_out = _head_major(grad_out)
     # Row-major accumulators with a sink row for padding slots.
-    dq, dk, dv = (x.new_zeros(x.size(0) + 1, x[0].numel()) for x in (q, k, v))
+    dq, dk, dv = (x.new_zeros(x.size(0) + 1, math.prod(x.shape[1:])) for x in (q, k, v))
     d_mark = mark.new_zeros(mark.size(0) + 1, heads)
     d_source, d_transition = torch.zeros_like(source), torch.zeros_like(transition)
     for i, block in enumerate(blocks):
