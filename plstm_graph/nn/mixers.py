@@ -33,6 +33,9 @@ class PLSTM(ModelSpec):
         arrangement: ``"alternate"`` (:func:`~plstm_graph.nn.plstm_layer_plan`: every layer
             flips the direction) or ``"paired"`` (:func:`paired_layer_plan`: the official code's
             P + D blocks, one direction per block).
+        gates: ``"default"`` (this library's initialisation: saturated transitions, Source and
+            Mark at 0.5, see :class:`~plstm_graph.PLSTMConv`) or ``"official"`` (the official
+            graph code's: :meth:`~plstm_graph.PLSTMConv.reset_official_gates`).
     """
 
     name = "plstm"
@@ -40,9 +43,10 @@ class PLSTM(ModelSpec):
     supports_edge_attr = True
     default_pooling = "mean"  # the pLSTM paper pools pLSTM by mean, baselines by sum
 
-    def __init__(self, arrangement: str = "alternate"):
+    def __init__(self, arrangement: str = "alternate", gates: str = "default"):
         check_one_of(arrangement, "arrangement", ARRANGEMENTS)
-        self.arrangement = arrangement
+        check_one_of(gates, "gates", ("default", "official"))
+        self.arrangement, self.gates = arrangement, gates
 
     def layer_plan(self, num_layers):
         return ARRANGEMENTS[self.arrangement](num_layers)
@@ -52,7 +56,10 @@ class PLSTM(ModelSpec):
 
     def init_block(self, hidden, heads, layer, edge_dim):
         mode, reverse = layer
-        return PLSTMBlock(hidden, heads=heads, mode=mode, edge_dim=edge_dim, reverse=reverse)
+        block = PLSTMBlock(hidden, heads=heads, mode=mode, edge_dim=edge_dim, reverse=reverse)
+        if self.gates == "official":
+            block.conv.reset_official_gates()
+        return block
 
     def call_block(self, block, x, inputs):
         conv = block.conv

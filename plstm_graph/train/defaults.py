@@ -33,7 +33,7 @@ PRESETS = {
         "*": {"epochs": 100, "lr": 1e-3, "weight_decay": 0.01, "warmup_epochs": 5.0,
               "clip": 1.0, "batch_size": 64},
         "plstm": {"hidden": 96, "layers": 4, "heads": 4, "pooling": "mean",
-                  "model_options": {"arrangement": "paired"}},
+                  "model_options": {"arrangement": "paired", "gates": "official"}},
         "gin": {"hidden": 128, "layers": 4, "pooling": "sum"},
         "gcn": {"hidden": 128, "layers": 4, "pooling": "sum"},
         "gat": {"hidden": 128, "layers": 4, "heads": 1, "pooling": "sum"},

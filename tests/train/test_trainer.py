@@ -132,11 +132,13 @@ def test_settings_come_from_the_dataset_family_and_are_recorded():
 
 def test_the_paper_preset_stacks_pLSTM_as_the_official_code():
     config = TrainConfig(dataset="MUTAG", model="plstm", preset="paper")
-    assert config.model_options == {"arrangement": "paired"} and config.hidden == 96
+    assert config.model_options == {"arrangement": "paired", "gates": "official"}
+    assert config.hidden == 96
     model = GraphModel("plstm", 2, node_channels=7, hidden=96, layers=4,
                        model_options=config.model_options)
     assert model.plan == [("P", False), ("D", False), ("P", True), ("D", True)]
     assert set(model.transform().line_graphs) == set(model.plan)
+    assert all(block.conv.transition_scale == 1.0 for block in model.blocks)  # official gates
     with pytest.raises(ValueError, match="arrangement must be one of alternate, paired"):
         TrainConfig(model="plstm", model_options={"arrangement": "spiral"})
     with pytest.raises(ValueError, match="model_options .* do not fit model 'gin'"):
