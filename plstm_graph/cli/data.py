@@ -8,7 +8,6 @@
 ``os.pathsep`` (``:`` on Linux and macOS), searched in order.
 """
 import os
-import sys
 
 ROOT_HELP = (f"data root, or several separated by '{os.pathsep}', searched in order "
              f"(default: $PLSTM_GRAPH_DATA_ROOT, else datasets/)")
@@ -21,14 +20,14 @@ def add_parser(subparsers) -> None:
 
     listing = actions.add_parser("list", help="print the dataset names and where their files are")
     listing.add_argument("--data-root", help=ROOT_HELP)
-    listing.set_defaults(func=_run(_list))
+    listing.set_defaults(func=_list)
 
     info = actions.add_parser("info", help="load a dataset and print its size, task and split sizes")
     info.add_argument("name", help="a name from `plstm-graph data list`, or tu:NAME")
     info.add_argument("--data-root", help=ROOT_HELP)
     info.add_argument("--fold", type=int, default=None, help="fold of a TU dataset (0..9; default 0)")
     info.add_argument("--no-download", action="store_true", help="fail instead of downloading")
-    info.set_defaults(func=_run(_info))
+    info.set_defaults(func=_info)
 
     rebuild = actions.add_parser(
         "rebuild-ogb", help="rebuild an OGB molecule dataset offline from a MoleculeNet CSV",
@@ -47,18 +46,7 @@ def add_parser(subparsers) -> None:
                          help="only the first N molecules: a small folder for quick checks")
     rebuild.add_argument("--force", action="store_true",
                          help="rebuild even if the CSV's label column or row count is not the dataset's")
-    rebuild.set_defaults(func=_run(_rebuild))
-
-
-def _run(action):
-    """Report expected errors (bad names, missing or corrupt files) as one line and exit code 1."""
-    def run(args) -> int:
-        try:
-            return action(args)
-        except (ValueError, OSError) as error:
-            print(f"plstm-graph data {args.data_command}: error: {error}", file=sys.stderr)
-            return 1
-    return run
+    rebuild.set_defaults(func=_rebuild)
 
 
 def _list(args) -> int:

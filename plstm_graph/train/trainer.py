@@ -94,10 +94,9 @@ class Trainer:
 
         seed_everything(config.seed)
         self.model = build_model(config, spec)
-        mean, std = self.task.target_scale([data.y for data in splits.train])
-        self.model.set_target_scale(mean, std)
-        self.task.scale = std
+        self.model.set_target_scale(*self.task.target_scale([data.y for data in splits.train]))
         self.model.to(self.device)
+        self.task.scale = self.model.target_std  # one place: the model's buffer (checkpointed)
         self.num_parameters = count_parameters(self.model)
         self.ddp = (torch.nn.parallel.DistributedDataParallel(
             self.model, find_unused_parameters=True)  # e.g. GCN ignores the edge encoder

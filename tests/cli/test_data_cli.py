@@ -37,7 +37,7 @@ def test_rebuild_then_info(shared_data, tmp_path, capsys):
             "--root", str(root), "--limit", "80"]
     assert main(args) == 0
     assert f"wrote {root / 'ogbg_molbace'}: 80 molecules, scaffold split train" in capsys.readouterr().out
-    assert main(args) == 1
+    assert main(args) == 2
     assert "exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
     assert main(args + ["--overwrite"]) == 0
     capsys.readouterr()
@@ -48,17 +48,17 @@ def test_rebuild_then_info(shared_data, tmp_path, capsys):
     assert "features: ogb (node 9, edge 3)" in out
 
 
-def test_errors_are_one_line_with_exit_code_1(bace_csv, tmp_path, capsys):
-    assert main(["data", "info", "ogbg-molbbbp", "--data-root", str(tmp_path), "--no-download"]) == 1
+def test_errors_are_one_line_with_exit_code_2(bace_csv, tmp_path, capsys):
+    assert main(["data", "info", "ogbg-molbbbp", "--data-root", str(tmp_path), "--no-download"]) == 2
     err = capsys.readouterr().err
     assert "plstm-graph data rebuild-ogb ogbg-molbbbp --csv ../shared/data/moleculenet/bbbp.csv.gz" in err
     frame = pd.read_csv(bace_csv)
     frame.loc[10, "mol"] = "C1CC[("
     frame.to_csv(bace_csv, index=False)
     assert main(["data", "rebuild-ogb", "ogbg-molbace", "--csv", str(bace_csv), "--root", str(tmp_path),
-                 "--force"]) == 1
+                 "--force"]) == 2
     assert "row 10 (line 12): 'C1CC[('" in capsys.readouterr().err
-    assert main(["data", "info", "MUTAG", "--data-root", str(tmp_path), "--fold", "3", "--no-download"]) == 1
+    assert main(["data", "info", "MUTAG", "--data-root", str(tmp_path), "--fold", "3", "--no-download"]) == 2
 
 
 def test_info_on_a_tu_fold(shared_data, capsys):
@@ -71,13 +71,13 @@ def test_info_on_a_tu_fold(shared_data, capsys):
 def test_rebuild_refuses_the_csv_of_another_dataset(shared_data, tmp_path, capsys):
     root = tmp_path / "root"
     bbbp = shared_data / "moleculenet" / "bbbp.csv.gz"
-    assert main(["data", "rebuild-ogb", "ogbg-molbace", "--csv", str(bbbp), "--root", str(root)]) == 1
+    assert main(["data", "rebuild-ogb", "ogbg-molbace", "--csv", str(bbbp), "--root", str(root)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"plstm-graph data rebuild-ogb: error: {bbbp}: label column 'p_np' is not ogbg-molbace's")
     assert "it looks like ogbg-molbbbp's CSV" in err and "--force" in err
     header_only = tmp_path / "header.csv"
     header_only.write_text("mol,Class\n")
-    assert main(["data", "rebuild-ogb", "ogbg-molbace", "--csv", str(header_only), "--root", str(root)]) == 1
+    assert main(["data", "rebuild-ogb", "ogbg-molbace", "--csv", str(header_only), "--root", str(root)]) == 2
     assert f"error: {header_only}: no data rows" in capsys.readouterr().err
     assert not root.exists()
 
@@ -88,7 +88,7 @@ def test_missing_data_root_is_named_and_not_created(tmp_path, monkeypatch, capsy
 
     monkeypatch.setattr(ogb_module.ogb_url, "download_url", no_network)
     root = tmp_path / "typo" / "datasets"
-    assert main(["data", "info", "ogbg-molbace", "--data-root", str(root)]) == 1
+    assert main(["data", "info", "ogbg-molbace", "--data-root", str(root)]) == 2
     assert f"data roots ({root} (does not exist))" in capsys.readouterr().err
     assert not (tmp_path / "typo").exists()
 
