@@ -131,7 +131,7 @@ class PLSTMConv(torch.nn.Module):
         torch.nn.init.ones_(self.norm_weight)
 
     def reset_official_gates(self, generator: torch.Generator | None = None):
-        """The official graph code's gates (ml-jku/plstm ``pLSTMGraphEdgeLayer``, SPEC section 6):
+        r"""The official graph code's gates (ml-jku/plstm ``pLSTMGraphEdgeLayer``, SPEC section 6):
         all gate weights 0, Source, Mark and Direct bias -5, Transition bias drawn per head from
         :math:`\mathcal N(0, 10^2)` and not scaled (``transition_scale = 1``)."""
         self.transition_scale = 1.0
