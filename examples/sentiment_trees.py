@@ -19,7 +19,7 @@ Default (reduced) budget: the first 1000 sentences of each split (``--limit``; 0
 8544 / 1101 / 2210), 3 epochs, hidden 64, 2 blocks: 35 s of CPU time for pLSTM on one thread
 (measured). That shows the workflow, not a model: at this budget every root is predicted
 neutral (test root accuracy 0.144 on those 1000 sentences). Learning the sentiment needs the
-full training split and more epochs; see docs/dag_results.md for measured full-split runs.
+full training split and more epochs; see the README (results on DAGs and trees) for measured full-split runs.
 """
 import argparse
 import tempfile

@@ -15,7 +15,7 @@ from ..ops.plstm.gates import TRANSITION_SCALE, p_mode_transition, transition_ga
 #: Initial gate biases. Direct starts at sigmoid(-5) ~ 0.007 as in the paper; Source and Mark
 #: start at sigmoid(0) = 0.5: with the paper's -5 a node receives what crosses an edge at
 #: sigmoid(-5)^2 ~ 4.5e-5 of its input, 150x below its own Direct term, and a look-up across a
-#: DAG does not train (``docs/long_range.md``). ``GATE_BIAS`` is the paper's value for all three.
+#: DAG does not train (README, long-range propagation). ``GATE_BIAS`` is the paper's value for all three.
 GATE_BIAS = -5.0
 INITIAL_BIAS = {"source": 0.0, "mark": 0.0, "direct": GATE_BIAS, "transition": 1.0}
 
