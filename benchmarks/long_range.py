@@ -11,7 +11,7 @@ training loop is the plain one (AdamW, cross-entropy on the labelled sink of eve
         --plot docs/figures/long_range_dag.png
 
 A model whose receptive field at the sink is shorter than the depth stays at chance
-(``1 / num_keys``, 0.25 by default).
+(``1 / num_keys``, 0.5 by default).
 """
 import argparse
 import json
