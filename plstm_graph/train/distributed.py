@@ -1,8 +1,9 @@
 """Data-parallel training with ``torch.distributed``: one process per device, started by
 ``torchrun``; a single process when the environment names no process group.
 
-Every epoch draws ONE global order of the training graphs from ``(seed, epoch)``, cuts it into
-global batches of ``batch_size`` graphs and hands rank ``r`` the ``r``-th slice of each, so a
+Every epoch the trainer draws ONE global order of the training graphs from the run's seeded
+generator (the same on every rank, saved in its checkpoints), cuts it into global batches of
+``batch_size`` graphs and hands rank ``r`` the ``r``-th slice of each (:func:`shard`), so a
 run follows the same global batches whatever its number of processes (``DistributedSampler``
 semantics with the batch, not the sample, as the unit), and a checkpoint resumes under any
 world size.
@@ -48,12 +49,6 @@ def local_device(device: str) -> torch.device:
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return torch.device(device)
-
-
-def global_batches(num_graphs: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
-    """Index tensors of one epoch's global batches, drawn from ``(seed, epoch)`` alone."""
-    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return list(torch.randperm(num_graphs, generator=generator).split(batch_size))
 
 
 def shard(batch: torch.Tensor, context: Context) -> torch.Tensor:

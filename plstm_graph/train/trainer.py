@@ -59,10 +59,6 @@ def predict(model: GraphModel, loader, task: Task, device) -> tuple:
     return torch.cat(ys), torch.cat(preds), (torch.cat(roots) if task.node_level else None)
 
 
-class Diverged(RuntimeError):
-    """The training loss became NaN or infinite."""
-
-
 class Trainer:
     """Trains ``config.model`` on ``splits``: one job, the loop.
 
@@ -147,10 +143,14 @@ class Trainer:
         graphs = getattr(self.splits, split)
         if not graphs:
             return dict.fromkeys(metric_names(self.spec), math.nan)
+        return self._scores(graphs)
+
+    def _scores(self, graphs: list) -> dict:
+        """The metrics of the current model on ``graphs``: each rank predicts its shard, the
+        predictions are gathered and scored together."""
         mine = distributed.shard(torch.arange(len(graphs)), self.context).tolist()
         loader = batches([graphs[i] for i in mine], self.config.batch_size)
-        y, pred, roots = predict(self.model, loader, self.task, self.device)
-        parts = [y, pred] + ([roots] if roots is not None else [])
+        parts = [p for p in predict(self.model, loader, self.task, self.device) if p is not None]
         return scores(self.spec, *distributed.all_gather(parts, self.context))
 
     def train_epoch(self) -> tuple[float, dict]:
@@ -235,12 +235,8 @@ class Trainer:
         graphs = [dataset[i] for i in range(len(dataset))]
         trained = {k: v.clone() for k, v in self.model.state_dict().items()}
         self.model.load_state_dict(self.best["state"])
-        mine = distributed.shard(torch.arange(len(graphs)), self.context).tolist()
-        parts = predict(self.model, batches([graphs[i] for i in mine], self.config.batch_size),
-                        self.task, self.device)
-        parts = [p for p in parts if p is not None]
+        values = self._scores(graphs)
         self.model.load_state_dict(trained)
-        values = scores(self.spec, *distributed.all_gather(parts, self.context))
         return {f"extrapolation_{name}": value for name, value in values.items()} | \
             {"extrapolation_graphs": len(graphs)}
 
