@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.loader import DataLoader
 
-from plstm_graph.data.longrange import KINDS, LongRangeDataset
+from plstm_graph.data.longrange import KINDS, VALUES, LongRangeDataset
 from plstm_graph.nn import GraphModel, count_parameters
 
 
@@ -103,6 +103,9 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kind", choices=KINDS, default="dag")
     parser.add_argument("--depths", default="2,4,8,16,32,64")
+    parser.add_argument("--values", choices=VALUES, default="random",
+                        help="the sources' values: independent, or a permutation (XOR-hard)")
+    parser.add_argument("--num-keys", type=int, default=2)
     parser.add_argument("--models", default="plstm,dag-lstm,gin,gat")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--sizes", default="2000,500,500", help="train,valid,test graphs")
@@ -121,7 +124,8 @@ def main(argv=None):
     sizes = tuple(int(size) for size in args.sizes.split(","))
     rows = []
     for depth in (int(depth) for depth in args.depths.split(",")):
-        dataset = LongRangeDataset(args.kind, depth, sizes=sizes, seed=args.seed)
+        dataset = LongRangeDataset(args.kind, depth, sizes=sizes, seed=args.seed,
+                                   values=args.values, num_keys=args.num_keys)
         for name in args.models.split(","):
             row = train_one(name, dataset, args)
             rows.append(row)

@@ -5,9 +5,9 @@ A key-value look-up across a DAG, after Tree-NeighborsMatch (Alon and Yahav 2021
 bottleneck of graph neural networks"), where the root of a binary tree asks for the value of
 the leaf holding its key. Here every graph has:
 
-- ``num_keys`` **sources**, each with a distinct key and a distinct value (keys and values are
-  both permutations of ``0 .. num_keys - 1``, so the multiset of values says nothing about the
-  answer);
+- ``num_keys`` **sources**, each with a distinct key (a permutation of ``0 .. num_keys - 1``)
+  and a value: drawn independently (``values="random"``, the default) or a permutation too
+  (``values="distinct"``);
 - one **sink** holding a query key; every source is exactly ``depth`` edges above it;
 - **inner nodes** between them, marked by their role only (the distractors are the other
   sources, whose keys the query does not ask for);
@@ -26,7 +26,13 @@ Kinds:
   source. (A simpler variant than the original, which has a full binary tree.)
 
 A model whose receptive field at the sink is shorter than ``depth`` cannot do better than
-chance (``1 / num_keys``).
+chance (``1 / num_keys``). With random values, one that sees the values but not which key they
+belong to can do better than chance (the answer is the most frequent value; 0.75 with 2 keys) and
+only the look-up reaches 1: the partial signal is what lets gradient descent start. With distinct
+values the multiset of values says nothing about the answer, so nothing short of the whole
+look-up beats chance: for two keys the answer is the XOR of the query and a bit held at a
+source, the hard case of credit assignment (neither pLSTM nor a DAG-LSTM left chance at depth 4
+within 15 epochs here; see the README).
 
 Features (``"onehot"``, float): ``[role (source, inner, sink) | key one-hot | value one-hot |
 query one-hot]``, ``3 + 3 num_keys`` columns: keys and values at the sources, the query at
@@ -48,6 +54,7 @@ from plstm_graph.data.root import PathLike
 from plstm_graph.graph.validation import check_one_of, check_positive_int
 
 KINDS = ("dag", "tree")
+VALUES = ("random", "distinct")
 PREFIX = "longrange-"
 SOURCE, INNER, SINK = range(3)
 #: Split sizes: small enough that a model trains on one depth in a minute or two on a CPU.
@@ -100,7 +107,7 @@ def merging_tree(depth: int, num_keys: int, rng: np.random.Generator):
 
 
 def make_graph(kind: str, depth: int, num_keys: int, width: int, fan_in: int, label: int,
-               rng: np.random.Generator) -> dict:
+               rng: np.random.Generator, values: str = "random") -> dict:
     """One graph's ``x`` [N, 3 + 3 num_keys], ``edge_index``, ``y`` and ``root_mask``."""
     if kind == "dag":
         layers, edge_index = layered_dag(depth, num_keys, width, fan_in, rng)
@@ -108,11 +115,16 @@ def make_graph(kind: str, depth: int, num_keys: int, width: int, fan_in: int, la
         layers, edge_index = merging_tree(depth, num_keys, rng)
     sources, sink = layers[0], int(layers[-1][0])
     num_nodes = sink + 1
-    keys, values = rng.permutation(num_keys), rng.permutation(num_keys)
+    keys = rng.permutation(num_keys)
     query = int(rng.integers(num_keys))
-    # The source asked for holds the label: swap values so that it does.
     asked = int(np.flatnonzero(keys == query)[0])
-    values[values == label], values[asked] = values[asked], label
+    # The source asked for holds the label (a distinct value: swapped there).
+    if values == "distinct":
+        values = rng.permutation(num_keys)
+        values[values == label], values[asked] = values[asked], label
+    else:
+        values = rng.integers(num_keys, size=num_keys)
+        values[asked] = label
 
     x = np.zeros((num_nodes, 3 + 3 * num_keys), dtype=np.float32)
     role = np.full(num_nodes, INNER)
@@ -132,20 +144,22 @@ class LongRangeDataset(InMemoryDataset):
 
     def __init__(self, kind: str = "dag", depth: int = 8, num_keys: int = 2, width: int = 4,
                  fan_in: int = 2, sizes: tuple = tuple(SIZES.values()), seed: int = 0,
-                 transform: Optional[Callable] = None):
+                 values: str = "random", transform: Optional[Callable] = None):
         check_one_of(kind, "kind", KINDS)
+        check_one_of(values, "values", VALUES)
         for value, name in ((depth, "depth"), (width, "width"), (fan_in, "fan_in")):
             check_positive_int(value, name)
         if check_positive_int(num_keys, "num_keys") < 2:
             raise ValueError(f"num_keys must be at least 2, got {num_keys}")
         super().__init__(None, transform)
-        self.kind, self.depth, self.num_keys = kind, depth, num_keys
+        self.kind, self.depth, self.num_keys, self.values = kind, depth, num_keys, values
         self.sizes = tuple(check_positive_int(size, "sizes") for size in sizes)
         # One stream per (seed, kind, depth, ...): every set is reproducible on its own.
-        rng = np.random.default_rng([seed, KINDS.index(kind), depth, num_keys, width, fan_in])
+        rng = np.random.default_rng([seed, KINDS.index(kind), depth, num_keys, width, fan_in,
+                                     VALUES.index(values)])
         total = sum(self.sizes)
         labels = rng.permutation(np.arange(total) % num_keys)  # every class equally often
-        graphs = [make_graph(kind, depth, num_keys, width, fan_in, int(label), rng)
+        graphs = [make_graph(kind, depth, num_keys, width, fan_in, int(label), rng, values)
                   for label in labels]
         cat = lambda key, axis=0: torch.from_numpy(np.concatenate([g[key] for g in graphs], axis))
         self.data, self.slices = stored_graphs(
@@ -161,7 +175,7 @@ class LongRangeDataset(InMemoryDataset):
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(kind={self.kind!r}, depth={self.depth}, "
-                f"num_keys={self.num_keys}, graphs={len(self)})")
+                f"num_keys={self.num_keys}, values={self.values!r}, graphs={len(self)})")
 
 
 def parse_longrange_name(name: str) -> Optional[tuple]:
@@ -180,7 +194,8 @@ def load_longrange(name: str, root: Optional[PathLike] = None, download: bool = 
                    transform: Optional[Callable] = None, **kwargs) -> BenchmarkDataset:
     """``longrange-<kind>-<depth>``; ``root`` and ``download`` are accepted for the loaders'
     common signature and not used (the data is generated). ``kwargs`` go to
-    :class:`LongRangeDataset` (``num_keys``, ``width``, ``fan_in``, ``sizes``, ``seed``)."""
+    :class:`LongRangeDataset` (``num_keys``, ``width``, ``fan_in``, ``sizes``, ``seed``,
+    ``values``)."""
     kind, depth = parse_longrange_name(name)
     dataset = LongRangeDataset(kind, depth, transform=transform, **kwargs)
     return BenchmarkDataset(name, dataset, task_type="multiclass classification",
@@ -188,4 +203,4 @@ def load_longrange(name: str, root: Optional[PathLike] = None, download: bool = 
                             orientation="given", task_level="node", splits=[dataset.split()])
 
 
-__all__ = ["KINDS", "LongRangeDataset", "load_longrange", "parse_longrange_name"]
+__all__ = ["KINDS", "VALUES", "LongRangeDataset", "load_longrange", "parse_longrange_name"]

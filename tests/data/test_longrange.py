@@ -3,7 +3,8 @@ import torch
 
 import plstm_graph as pg
 from plstm_graph.data import get_dataset
-from plstm_graph.data.longrange import SINK, SOURCE, LongRangeDataset, parse_longrange_name
+from plstm_graph.data.longrange import (SINK, SOURCE, VALUES, LongRangeDataset,
+                                        parse_longrange_name)
 
 SIZES = (24, 8, 8)
 KEYS = 2
@@ -32,10 +33,11 @@ def test_deterministic_and_seeded(kind):
     assert not torch.equal(first._data.x, other._data.x)
 
 
+@pytest.mark.parametrize("values", VALUES)
 @pytest.mark.parametrize("kind", ["dag", "tree"])
 @pytest.mark.parametrize("depth", [1, 2, 9])
-def test_depth_paths_and_answer(kind, depth):
-    dataset = LongRangeDataset(kind, depth, sizes=SIZES)
+def test_depth_paths_and_answer(kind, depth, values):
+    dataset = LongRangeDataset(kind, depth, sizes=SIZES, values=values)
     assert len(dataset) == sum(SIZES) and dataset.num_node_features == 3 + 3 * KEYS
     for graph in dataset:
         line_graph = pg.prepare_dag(graph.edge_index, graph.num_nodes, orientation="given")
@@ -54,8 +56,8 @@ def test_depth_paths_and_answer(kind, depth):
         assert bool((paths[sources] > 0).all())  # every source reaches the sink
         if kind == "tree":
             assert bool((torch.bincount(src, minlength=graph.num_nodes)[:sink] == 1).all())
-        # Values are a permutation: the sources' values alone say nothing about the answer.
-        assert sorted(columns(graph.x[sources], 2).tolist()) == list(range(KEYS))
+        if values == "distinct":  # the sources' values alone say nothing about the answer
+            assert sorted(columns(graph.x[sources], 2).tolist()) == list(range(KEYS))
         assert answer_from_the_sources(graph) == int(graph.y[sink])
     if kind == "dag" and depth > 2:  # several paths per step
         assert int(paths[sources].max()) > 1
@@ -67,6 +69,21 @@ def test_inner_nodes_hold_only_their_role():
     inner = (role != SOURCE) & (role != SINK)
     assert int(inner.sum()) == 5 * 4 and bool((graph.x[inner, 3:].sum(1) == 0).all())
     assert bool((graph.x[role == SOURCE, 3:3 + 2 * KEYS].sum(1) == 2).all())
+
+
+def test_random_values_give_a_partial_signal_only():
+    """Reading the values without the keys (the best guess: the most frequent value, ties
+    broken at random) beats chance with random values, and is chance with distinct ones."""
+    sizes = (400, 1, 1)
+    for values, low, high in (("random", 0.68, 0.82), ("distinct", 0.42, 0.58)):
+        dataset = LongRangeDataset("dag", 2, sizes=sizes, values=values)
+        generator, hits = torch.Generator().manual_seed(0), 0.0
+        for graph in dataset:
+            counts = torch.bincount(columns(graph.x[columns(graph.x, 0) == SOURCE], 2),
+                                    minlength=KEYS)
+            best = (counts == counts.max()).float()
+            hits += float(best[int(graph.y[graph.root_mask])] / best.sum())
+        assert low < hits / len(dataset) < high, values
 
 
 def test_labels_balanced_and_splits():
@@ -91,3 +108,5 @@ def test_registry_names():
         LongRangeDataset("dag", 3, num_keys=1)
     with pytest.raises(ValueError, match="kind must be one of"):
         LongRangeDataset("ring", 3)
+    with pytest.raises(ValueError, match="values must be one of"):
+        LongRangeDataset("dag", 3, values="sorted")
