@@ -6,7 +6,7 @@ import torch
 import plstm_graph as pg
 from plstm_graph.ops.attention import einsum_attention
 from plstm_graph.ops.attention.one_pass import OnePassAttention
-from plstm_graph.ops.attention.tiles import Tiles
+from plstm_graph.ops.attention.tiles import TILE_ALIGN, Step, Tiles
 from plstm_graph.ops.attention.two_pass import two_pass_tiles
 from plstm_graph.testing import (assert_same_outputs_and_grads, batch_of_sizes, graphwise_sdpa,
                                  outputs_and_grads)
@@ -104,7 +104,7 @@ def test_rows_without_keys_give_zero_not_nan(kernel):
     hidden = torch.zeros(tiles.num_tiles * 4, dtype=torch.bool)
     hidden[tiles.slot[:9]] = True
     tiles = dataclasses.replace(tiles, valid=tiles.valid & ~hidden.view(-1, 4),
-                                masked=[True] * tiles.num_steps)
+                                steps=[dataclasses.replace(s, masked=True) for s in tiles.steps])
 
     def attention(q, k, v):
         if kernel == "one_pass":
@@ -128,30 +128,50 @@ def test_tiles_layout():
     tiles = Tiles.from_batch(batch, batch.numel(), chunk_size=13)
     x = torch.randn(batch.numel(), 2, 3)
     torch.testing.assert_close(tiles.unpack(tiles.pack(x)), x, atol=0, rtol=0)
-    assert tiles.num_steps == 8  # ceil(100 / 13) steps over the largest graph's keys
-    # 100 and 64 nodes take 8 and 5 tiles; 7 and 1 share one tile (block-diagonal mask)
-    assert tiles.active == [8 + 5 + 1] * 1 + [8 + 5] * 4 + [8] * 3
-    assert tiles.single == [False] * 5 + [True] * 3
-    assert tiles.masked == [True, False, False, False, True, False, False, True]
+    # 100 and 64 nodes take tiles 0-7 and 8-12; 7 and 1 share tile 13 (block-diagonal mask)
+    assert tiles.num_large == 13 and tiles.num_steps == 1 + 8  # the diagonal step, then
+    diagonal, *steps = tiles.steps                          # ceil(100 / 13) over the keys
+    assert diagonal.rows == slice(13, 14) and diagonal.diagonal and diagonal.masked
+    assert [s.rows.stop for s in steps] == [8 + 5] * 5 + [8] * 3
+    assert all(s.rows.start == 0 for s in steps)
+    # Both large graphs at steps 0-4: key tile j of each; the 100-node one alone: key tile j
+    assert steps[1].keys.tolist() == [1] * 8 + [9] * 5
+    assert [s.key for s in steps] == [None] * 5 + [5, 6, 7]
+    assert [s.masked for s in steps] == [False] * 4 + [True, False, False, True]
     assert tiles.graph[-1].tolist() == [1] * 7 + [4] + [-1] * 5 and tiles.mixed
     assert int(tiles.valid.sum()) == batch.numel() and not tiles.identity
     # The largest graph left opens a tile, the smallest left fill it: 3 tiles (4 in order).
-    packed = Tiles.from_batch(batch_of_sizes((3, 3, 1, 1, 4)), 12, chunk_size=8)
+    packed = Tiles.from_batch(batch_of_sizes((3, 3, 1, 1, 4)), 12, chunk_size=4)
     assert packed.graph.tolist() == [[4] * 4, [1, 1, 1, 2], [0, 0, 0, 3]]
-    assert packed.active == [3] and packed.masked == [True] and packed.packed and packed.mixed
+    assert packed.steps == [Step(slice(0, 3), masked=True)] and packed.mixed
     assert Tiles.from_batch(batch_of_sizes((32, 0, 16)), 48, chunk_size=16).identity
+
+
+def test_layout_reused_for_the_same_batch_tensor_only():
+    """Every layer of a model attends over one batch: its layout (and masks) is built once."""
+    batch = batch_of_sizes((3, 5))
+    tiles = Tiles.for_batch(batch, 8, chunk_size=4)
+    assert Tiles.for_batch(batch, 8, chunk_size=4) is tiles
+    assert Tiles.for_batch(batch, 8, chunk_size=4, causal=True) is not tiles
+    assert Tiles.for_batch(batch.clone(), 8, chunk_size=4) is not tiles  # equal, not the same
+    tiles = Tiles.for_batch(batch, 8, chunk_size=4)
+    batch[4:] = 2  # changed in place (graphs 0, 2): a new layout
+    changed = Tiles.for_batch(batch, 8, chunk_size=4)
+    assert changed is not tiles and changed.graph.max() == 2
+    assert Tiles.for_batch(None, 8, chunk_size=4) is Tiles.for_batch(None, 8, chunk_size=4)
 
 
 @pytest.mark.parametrize("chunk_size", [1, 4, 10, 64, 10**9])
 def test_tiles_follow_the_graphs_not_chunk_size(chunk_size):
     """Memory is O(nodes x min(chunk_size, graph size)): tiles are no wider than the largest
-    graph, and packing leaves fewer than 2 N / C + 1 of them (no graph padded to a tile)."""
+    graph rounded up to TILE_ALIGN, and packing leaves fewer than 2 N / C + 1 of them (no
+    graph padded to a tile)."""
     generator = torch.Generator().manual_seed(chunk_size % 1000)
     sizes = torch.randint(0, 40, (50,), generator=generator).tolist() + [5]
     batch = batch_of_sizes(sizes)
     tiles = Tiles.from_batch(batch, batch.numel(), chunk_size)
     C = tiles.chunk_size
-    assert C == min(chunk_size, max(sizes))
+    assert C == min(chunk_size, -(-max(sizes) // TILE_ALIGN) * TILE_ALIGN)
     assert tiles.position.shape == (tiles.num_tiles, C)
     assert tiles.num_tiles * C < 2 * batch.numel() + C
 
@@ -159,7 +179,7 @@ def test_tiles_follow_the_graphs_not_chunk_size(chunk_size):
 def test_huge_chunk_size_on_a_small_graph_allocates_one_small_tile():
     # Tiles of chunk_size slots made this call allocate 22 GB before.
     tiles = Tiles.from_batch(None, 5, chunk_size=10**9)
-    assert (tiles.chunk_size, tiles.num_tiles, tiles.identity) == (5, 1, True)
+    assert (tiles.chunk_size, tiles.num_tiles) == (TILE_ALIGN, 1)
     q, k, v = [x.requires_grad_() for x in random_qkv(5)]
     einsum_attention(q, k, v, chunk_size=10**9).sum().backward()
     assert all(x.grad.shape == x.shape for x in (q, k, v))

@@ -13,20 +13,23 @@ Keys are split into chunks (M = M1 x M0, see :mod:`.tiles`). One pass over the c
     RNV  = RNV * PRM + einsum(SLN, V[m1])      running numerator (times V)
     AV   = RNV / RD                   one division at the end
 
-(SLD and RD ride along in the last einsum, as a column of ones beside V.)
+(SLD and RD ride along in the last einsum, as a column of ones beside V.) Scores are in
+base 2 (Q scaled by log2 e, every exp an exp2; see :data:`.tiles.LOG2E`): the same
+function, computed faster on CPU.
 
-At most two chunks of scores are alive at a time (step 0's, kept for the backward, and the
-current one): the forward takes O(nodes x chunk) extra memory. The backward saves q, k, v,
-the output O and the log-sum-exp LSE = RM + log RD, and recomputes each chunk's weights
-P = exp(BQK - LSE) (Dao, FlashAttention-2, 2023):
+At most two chunks of scores are alive at a time (the first step's, kept for the backward,
+and the current one): the forward takes O(nodes x chunk) extra memory. The backward saves
+q, k, v, the output O and the log-sum-exp LSE = RM + log RD, and recomputes each chunk's
+weights P = exp(BQK - LSE) (Dao, FlashAttention-2, 2023):
 
     dV[m1] += P^T dO        dP = dO V[m1]^T        dS = P * (dP - rowsum(dO * O))
     dQ     += dS K[m1]      dK[m1] += dS^T Q
 
-so training memory is O(nodes x chunk) as well. Step 0's weights P0 = exp(BQK0 - LSE), the
-largest step (every tile takes part), take no more memory than the forward's scores: the
-forward keeps them and the backward recomputes only steps 1, 2, ... When every graph fits
-a tile (molecules) step 0 is the only step and nothing is recomputed.
+so training memory is O(nodes x chunk) as well. The first step's weights P0 = exp(BQK0 -
+LSE) take no more memory than the forward's scores: the forward keeps them and the backward
+recomputes only the later steps. The first step is the diagonal one of the packed tiles
+(every graph that fits a tile) or the largest graph's first: a batch of molecules is one
+step, and nothing is recomputed.
 """
 from typing import Optional
 
@@ -34,7 +37,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .tiles import EXP_FLOOR, Tiles
+from .tiles import LOG2E, Tiles
 
 
 def one_pass_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] = None,
@@ -54,74 +57,68 @@ def one_pass_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] 
         [N, H, V]; a row with no key to attend to is 0.
     """
     scale = q.size(-1) ** -0.5 if scale is None else scale
-    tiles = Tiles.from_batch(batch, q.size(0), chunk_size, causal)
+    tiles = Tiles.for_batch(batch, q.size(0), chunk_size, causal)
     return OnePassAttention.apply(q, k, v, tiles, scale)
 
 
-def _weights(S: Tensor, shift: Tensor, keep: Optional[Tensor]) -> Tensor:
-    r"""``exp(S - shift)`` in place of S, exactly 0 where ``keep`` is 0."""
-    S.sub_(shift[..., None])
-    if keep is None:
-        return S.exp_()
-    return S.clamp_min_(EXP_FLOOR).exp_().mul_(keep)  # masked scores are -inf
-
-
 def one_pass_forward(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles, scale: float):
-    r"""q, k [H, T, C, K], v [H, T, C, V] -> output [H, T, C, V], LSE [H, T, C] (``+inf``
-    on rows without keys, so that their recomputed weights are 0) and step 0's normalised
-    weights P0 [H, T, C, C] (``None`` without nodes)."""
+    r"""q, k [H, T, C, K], v [H, T, C, V] -> output [H, T, C, V], LSE [H, T, C] in base 2
+    (``+inf`` on rows without keys, so that their recomputed weights are 0) and the first
+    step's normalised weights P0 [H, A, C, C] (``None`` without nodes)."""
     H, T, C, _ = q.shape
-    q = q * scale
+    q = q * (scale * LOG2E)
     # A column of ones beside V makes one einsum give both SLN V and SLD = sum SLN, so
     # RNV[..., -1] is the running denominator RD: one pass less over the scores.
     v1 = torch.cat([v, torch.ones_like(v[..., :1])], -1)
     k_t = tiles.transpose_keys(k)
     RM = q.new_full((H, T, C), float("-inf"))
     RNV = q.new_zeros((H, T, C, v1.size(-1)))
-    for j in range(tiles.num_steps):
-        A = tiles.active[j]
-        BQK, keep = tiles.scores(q, k_t, j)
-        RM_new = torch.maximum(RM[:, :A], BQK.amax(-1))
+    for s, step in enumerate(tiles.steps):
+        rows = step.rows
+        BQK = tiles.scores(q, k_t, s)
+        RM_new = torch.maximum(RM[:, rows], BQK.amax(-1))
         # Rows that have met no key yet keep max -inf; shift them by 0 to avoid inf - inf.
+        # Masked scores are -inf: exp2 makes them exactly 0.
         shift = RM_new.masked_fill(RM_new == float("-inf"), 0.0)
-        PRM = torch.exp(RM[:, :A] - shift)
-        SLN = _weights(BQK, shift, keep)
-        RNV[:, :A].mul_(PRM[..., None]).add_(tiles.pv(SLN, v1, j))
-        RM[:, :A] = RM_new
-        if j == 0:
+        PRM = torch.exp2(RM[:, rows] - shift)
+        SLN = BQK.sub_(shift[..., None]).exp2_()
+        RNV[:, rows].mul_(PRM[..., None]).add_(tiles.pv(SLN, v1, step))
+        RM[:, rows] = RM_new
+        if s == 0:
             SLN0, shift0 = SLN, shift
     RNV, RD = RNV[..., :-1], RNV[..., -1]
     empty = RD == 0
-    LSE = (RM + torch.log(RD)).masked_fill_(empty, float("inf"))
+    LSE = (RM + torch.log2(RD)).masked_fill_(empty, float("inf"))
     out = RNV / RD.masked_fill(empty, 1.0)[..., None]
     if tiles.num_steps == 0:
         return out, LSE, None
-    # P0 = SLN0 exp(shift0 - LSE); shift0 <= LSE on rows that met a key at step 0, and the
-    # other rows of SLN0 are 0: the clamp only keeps their factor finite.
-    A0 = tiles.active[0]
-    P0 = SLN0.mul_(torch.exp((shift0 - LSE[:, :A0]).clamp_max_(0.0))[..., None])
+    # P0 = SLN0 exp(shift0 - LSE); shift0 <= LSE on rows that met a key at the first step,
+    # and the other rows of SLN0 are 0: the clamp only keeps their factor finite.
+    rows = tiles.steps[0].rows
+    P0 = SLN0.mul_(torch.exp2((shift0 - LSE[:, rows]).clamp_max_(0.0))[..., None])
     return out, LSE, P0
 
 
 def one_pass_backward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, LSE: Tensor,
                       P0: Optional[Tensor], tiles: Tiles, scale: float):
-    r"""Gradients of :func:`one_pass_forward` for q, k and v, chunk by chunk, from step 0's
-    weights ``P0`` and the other steps' weights recomputed."""
+    r"""Gradients of :func:`one_pass_forward` for q, k and v, chunk by chunk, from the first
+    step's weights ``P0`` and the other steps' weights recomputed."""
     q = q * scale
     D = (dO * out).sum(-1)  # rowsum(dO * O) = sum_m P dP
     dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
     k_t, v_t = tiles.transpose_keys(k), tiles.transpose_keys(v)
-    for j in range(tiles.num_steps):
-        A = tiles.active[j]
-        if j == 0:
+    for s, step in enumerate(tiles.steps):
+        rows = step.rows
+        if s == 0:
             P = P0
-        else:
-            S, keep = tiles.scores(q, k_t, j)
-            P = _weights(S, LSE[:, :A], keep)
-        tiles.ptx_add_(dv, P, dO, j)
-        dS = tiles.qk(dO, v_t, j).sub_(D[:, :A, :, None]).mul_(P)  # P0 stays intact
-        dq[:, :A] += tiles.pv(dS, k, j)
-        tiles.ptx_add_(dk, dS, q, j)
+        else:  # recomputed; -inf scores (masked) and +inf LSE (no key) give 0
+            if s == 1:
+                q2 = q * LOG2E
+            P = tiles.scores(q2, k_t, s).sub_(LSE[:, rows, :, None]).exp2_()
+        tiles.ptx_add_(dv, P, dO, step)
+        dS = tiles.qk(dO, v_t, step).sub_(D[:, rows, :, None]).mul_(P)  # P0 stays intact
+        dq[:, rows] += tiles.pv(dS, k, step)
+        tiles.ptx_add_(dk, dS, q, step)
     return dq.mul_(scale), dk, dv
 
 

@@ -21,7 +21,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .tiles import EXP_FLOOR, Tiles
+from .tiles import LOG2E, Tiles
 
 
 def two_pass_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] = None,
@@ -41,16 +41,8 @@ def two_pass_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] 
         [N, H, V]; a row with no key to attend to is 0.
     """
     scale = q.size(-1) ** -0.5 if scale is None else scale
-    tiles = Tiles.from_batch(batch, q.size(0), chunk_size, causal)
+    tiles = Tiles.for_batch(batch, q.size(0), chunk_size, causal)
     return tiles.unpack(two_pass_tiles(tiles.pack(q) * scale, tiles.pack(k), tiles.pack(v), tiles))
-
-
-def _weights(S: Tensor, shift: Tensor, keep: Optional[Tensor]) -> Tensor:
-    r"""``exp(S - shift)``, exactly 0 where ``keep`` is 0."""
-    S = S - shift[..., None]
-    if keep is None:
-        return torch.exp(S)
-    return torch.exp(S.clamp_min(EXP_FLOOR)) * keep  # masked scores are -inf
 
 
 def _finite(x: Tensor) -> Tensor:
@@ -58,30 +50,37 @@ def _finite(x: Tensor) -> Tensor:
     return x.masked_fill(x == float("-inf"), 0.0)
 
 
+def _put(x: Tensor, rows: slice, value: Tensor) -> Tensor:
+    r"""``x`` with the tiles ``rows`` replaced by ``value``, out of place (for autograd)."""
+    return torch.cat([x[:, :rows.start], value, x[:, rows.stop:]], 1)
+
+
 def two_pass_tiles(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles) -> Tensor:
     r"""The cascade on tiles: q (already scaled), k [H, T, C, K], v [H, T, C, V]
-    -> [H, T, C, V]. Written with out-of-place updates so that autograd can follow it."""
+    -> [H, T, C, V]. Scores in base 2, as in :mod:`.one_pass`; masked ones are -inf, which
+    exp2 makes exactly 0. Written with out-of-place updates so that autograd can follow it."""
     H, T, C, _ = q.shape
     if tiles.num_steps == 0:  # no node: an empty output, still part of the autograd graph
         return v * 0
+    q = q * LOG2E
     k_t = tiles.transpose_keys(k)
     RM = q.new_full((H, T, C), float("-inf"))
     RD = q.new_zeros((H, T, C))
-    for j in range(tiles.num_steps):  # pass 1
-        A = tiles.active[j]
-        BQK, keep = tiles.scores(q, k_t, j)
+    for s, step in enumerate(tiles.steps):  # pass 1
+        rows = step.rows
+        BQK = tiles.scores(q, k_t, s)
         # The max is only a shift that cancels in A = exp(BQK - RM) / RD: no gradient.
-        RM_new = torch.maximum(RM[:, :A], BQK.detach().amax(-1))
-        PRM = torch.exp(RM[:, :A] - _finite(RM_new))
-        SLD = _weights(BQK, _finite(RM_new), keep).sum(-1)
-        RM = torch.cat([RM_new, RM[:, A:]], 1)
-        RD = torch.cat([RD[:, :A] * PRM + SLD, RD[:, A:]], 1)
+        RM_new = torch.maximum(RM[:, rows], BQK.detach().amax(-1))
+        shift = _finite(RM_new)
+        PRM = torch.exp2(RM[:, rows] - shift)
+        SLD = torch.exp2(BQK - shift[..., None]).sum(-1)
+        RM, RD = _put(RM, rows, RM_new), _put(RD, rows, RD[:, rows] * PRM + SLD)
 
     RM, RD = _finite(RM), RD.masked_fill(RD == 0, 1.0)
     AV = q.new_zeros(H, T, C, v.size(-1))
-    for j in range(tiles.num_steps):  # pass 2
-        A = tiles.active[j]
-        BQK, keep = tiles.scores(q, k_t, j)
-        weights = _weights(BQK, RM[:, :A], keep) / RD[:, :A, :, None]
-        AV = torch.cat([AV[:, :A] + tiles.pv(weights, v, j), AV[:, A:]], 1)
+    for s, step in enumerate(tiles.steps):  # pass 2
+        rows = step.rows
+        weights = torch.exp2(tiles.scores(q, k_t, s) - RM[:, rows, :, None]) \
+            / RD[:, rows, :, None]
+        AV = _put(AV, rows, AV[:, rows] + tiles.pv(weights, v, step))
     return AV
