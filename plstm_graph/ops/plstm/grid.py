@@ -153,75 +153,79 @@ def _gather(x: Tensor, index: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# The sweeps on the layout: q, k [P, B, K], v [P, B, V] with P = height * width positions and
-# B = count * heads columns; source and mark [P, 2, B] (outputs right, down), transition
-# [P, 4, B] (KINDS); states X [P, 2, B, K, V]. In cache, element-wise products and sums beat
-# batched [1, K] x [K, V] matmuls.
+# The sweeps on the layout: q, k [P, K, B], v [P, V, B] with P = height * width positions and
+# B = count * heads columns innermost; source and mark [P, 2, B] (outputs right, down),
+# transition [P, 4, B] (KINDS); states X [P, 2, K, V, B]. With the columns innermost every
+# product broadcasts a gate or a key along whole contiguous rows, and every contraction (over
+# K, over V, or both) sums rows into rows: the CPU's vector units stay busy even at K = V = 16,
+# where reducing the innermost 16 entries of a [K, V] block was the sweep's bottleneck.
 # ---------------------------------------------------------------------------------------------
 
 
 def _by_reader(x: Tensor, layout: GridLayout) -> Tensor:
-    """``[P, B, ...]`` node values at the reader of every output: ``[P, 2, B, ...]``."""
+    """``[P, ...]`` node values at the reader of every output: ``[P, 2, ...]``."""
     return _gather(x, layout.readers.view(-1)).view(-1, 2, *x.shape[1:])
 
 
 def _to_readers(x: Tensor, layout: GridLayout) -> Tensor:
-    """Sum ``[P, 2, B, ...]`` per-output values into their readers: ``[P, B, ...]``."""
+    """Sum ``[P, 2, ...]`` per-output values into their readers: ``[P, ...]``."""
     positions = x.size(0)
     out = x.new_zeros(positions + 1, *x.shape[2:])
     return out.index_add_(0, layout.readers.view(-1), x.flatten(0, 1))[:positions]
 
 
 def grid_forward(q, k, v, source, transition, mark, layout: GridLayout):
-    """Edge part of the output ``[P, B, V]`` and the states ``X`` ``[P, 2, B, K, V]``."""
-    sk = source[..., None] * k[:, None]  # [P, 2, B, K]
-    q_mark = mark[..., None] * _by_reader(q, layout)  # what reads each state: M q
-    t = transition[..., None, None]
-    states = q.new_empty(*sk.shape, v.size(-1))
-    readout = q.new_empty(*sk.shape[:-1], v.size(-1))  # [P, 2, B, V]
+    """Edge part of the output ``[P, V, B]`` and the states ``X`` ``[P, 2, K, V, B]``."""
+    sk = source[:, :, None] * k[:, None]  # [P, 2, K, B]
+    q_mark = mark[:, :, None] * _by_reader(q, layout)  # what reads each state: M q
+    t = transition[:, :, None, None]  # [P, 4, 1, 1, B]
+    states = q.new_empty(*sk.shape[:3], *v.shape[1:])
+    readout = q.new_empty(sk.size(0), 2, *v.shape[1:])  # [P, 2, V, B]
+    v = v[:, None]
     for diag in layout.diagonals:
         block = diag.block
-        torch.mul(sk[block, ..., None], v[block, None, :, None, :], out=states[block])
+        torch.mul(sk[block, :, :, None], v[block, :, None], out=states[block])
         for dst, src in diag.left:  # into both outputs from the left input R[r, c - 1]
             states[dst].addcmul_(t[dst, 0:2], states[src, 0:1])
         for dst, src in diag.top:  # from the upper input D[r - 1, c]
             states[dst].addcmul_(t[dst, 2:4], states[src, 1:2])
-        torch.sum(q_mark[block, ..., None] * states[block], -2, out=readout[block])
+        torch.sum(q_mark[block, :, :, None] * states[block], 2, out=readout[block])
     return _to_readers(readout, layout), states
 
 
 def grid_backward(dh, q, k, v, source, transition, mark, states, layout: GridLayout):
     """Gradients of :func:`grid_forward`'s output for the cotangent ``dh``:
     ``(dq, dk, dv, d_source, d_transition, d_mark)``."""
-    sk = source[..., None] * k[:, None]
+    sk = source[:, :, None] * k[:, None]
     q_read, dh_read = _by_reader(q, layout), _by_reader(dh, layout)
-    q_mark = mark[..., None] * q_read
-    t = transition[..., None, None]
+    q_mark = mark[:, :, None] * q_read
+    t = transition[:, :, None, None]
     d_states = torch.empty_like(states)
     d_transition = torch.zeros_like(transition)
-    d_states_v = q.new_empty(sk.shape)  # dC v       [P, 2, B, K]
-    states_dh = q.new_empty(sk.shape)  # C dh_reader [P, 2, B, K]
+    d_states_v = q.new_empty(sk.shape)  # dC v       [P, 2, K, B]
+    states_dh = q.new_empty(sk.shape)  # C dh_reader [P, 2, K, B]
     dv = torch.empty_like(v)
+    v = v[:, None, None]  # [P, 1, 1, V, B]
     diagonals = layout.diagonals
     for d in reversed(range(len(diagonals))):
         block = diagonals[d].block
-        torch.mul(q_mark[block, ..., None], dh_read[block, :, :, None, :], out=d_states[block])
+        torch.mul(q_mark[block, :, :, None], dh_read[block, :, None], out=d_states[block])
         if d + 1 < len(diagonals):  # the transitions into the next diagonal, backwards
             after = diagonals[d + 1]
             for (runs, kinds, i) in ((after.left, slice(0, 2), 0), (after.top, slice(2, 4), 1)):
                 for dst, src in runs:
-                    d_transition[dst, kinds] = (d_states[dst] * states[src, i:i + 1]).sum((-2, -1))
+                    d_transition[dst, kinds] = (d_states[dst] * states[src, i:i + 1]).sum((2, 3))
                     d_states[src, i].addcmul_(t[dst, kinds.start], d_states[dst, 0])
                     d_states[src, i].addcmul_(t[dst, kinds.start + 1], d_states[dst, 1])
         # This diagonal's state gradients are final: reduce them and its states.
-        torch.sum(d_states[block] * v[block, None, :, None, :], -1, out=d_states_v[block])
-        torch.sum(states[block] * dh_read[block, :, :, None, :], -1, out=states_dh[block])
-        dv[block] = torch.einsum("nobk,nobkv->nbv", sk[block], d_states[block])
+        torch.sum(d_states[block] * v[block], 3, out=d_states_v[block])
+        torch.sum(states[block] * dh_read[block, :, None], 3, out=states_dh[block])
+        torch.sum(sk[block, :, :, None] * d_states[block], (1, 2), out=dv[block])
 
-    d_source = (d_states_v * k[:, None]).sum(-1)
-    dk = (source[..., None] * d_states_v).sum(1)
-    d_mark = (states_dh * q_read).sum(-1)
-    dq = _to_readers(mark[..., None] * states_dh, layout)
+    d_source = (d_states_v * k[:, None]).sum(2)
+    dk = (source[:, :, None] * d_states_v).sum(1)
+    d_mark = (states_dh * q_read).sum(2)
+    dq = _to_readers(mark[:, :, None] * states_dh, layout)
     return dq, dk, dv, d_source, d_transition, d_mark
 
 
@@ -253,14 +257,16 @@ class GridPLSTM(torch.autograd.Function):
 def _to_layout(q, k, v, source, transition, mark, layout: GridLayout) -> list:
     """Inputs in the layout; autograd carries the gathers."""
     positions = layout.height * layout.width
-    return ([x.index_select(0, layout.node).view(positions, -1, x.size(-1)) for x in (q, k, v)]
+    return ([x.index_select(0, layout.node).view(positions, -1, x.size(-1)).transpose(1, 2)
+             .contiguous() for x in (q, k, v)]
             + [_gather(source, layout.edges).view(positions, 2, -1),
                _gather(transition, layout.transitions).view(positions, 4, -1),
                _gather(mark, layout.edges).view(positions, 2, -1)])
 
 
 def _from_layout(out: Tensor, layout: GridLayout, heads: int) -> Tensor:
-    return out.reshape(-1, heads, out.size(-1)).index_select(0, layout.slot)
+    """``[P, V, B]`` back to ``[N, H, V]`` in node order."""
+    return out.transpose(1, 2).reshape(-1, heads, out.size(1)).index_select(0, layout.slot)
 
 
 def plstm_grid(q, k, v, source, transition, mark, direct, graph: GridLineGraph,
@@ -280,18 +286,18 @@ def plstm_grid_reference(q, k, v, source, transition, mark, direct, graph: GridL
     """The 2D recurrence of the module docstring, node by node in row-major corner order."""
     layout, heads, direct_part = grid_layout(graph), q.size(1), direct_term(q, k, v, direct)
     q, k, v, s, t, m = _to_layout(q, k, v, source, transition, mark, layout)
-    s, t, m = s[..., None, None], t[..., None, None], m[..., None, None]
+    s, t, m = s[:, :, None, None], t[:, :, None, None], m[:, :, None, None]  # [P, o, 1, 1, B]
     at = layout.position.tolist()
     right, down, out = {}, {}, {}
     for r in range(layout.height):
         for c in range(layout.width):
             p = at[r][c]
-            kv = k[p, :, :, None] * v[p, :, None, :]
+            kv = k[p, :, None] * v[p, None]  # [K, V, B]
             left = right[r, c - 1] if c > 0 else torch.zeros_like(kv)
             up = down[r - 1, c] if r > 0 else torch.zeros_like(kv)
             left_mark = m[at[r][c - 1], 0] if c > 0 else 0
             up_mark = m[at[r - 1][c], 1] if r > 0 else 0
-            out[p] = torch.einsum("bk,bkv->bv", q[p], left_mark * left + up_mark * up)
+            out[p] = torch.einsum("kb,kvb->vb", q[p], left_mark * left + up_mark * up)
             right[r, c] = s[p, 0] * kv + t[p, 0] * left + t[p, 2] * up  # T_rr, T_dr
             down[r, c] = s[p, 1] * kv + t[p, 1] * left + t[p, 3] * up  # T_rd, T_dd
     out = torch.stack([out[p] for p in range(len(out))])
