@@ -106,13 +106,22 @@ class GridPositionEmbedding(torch.nn.Module):
 
 class ImageModelSpec(ModelSpec):
     """Models of patch grids (registered by subclasses): a position embedding added after the
-    patch (node) encoder."""
+    patch (node) encoder.
+
+    Args (``model_options``):
+        grid: patches per side of the training grid (the learned position table's size;
+            ``size / patch`` of the training images).
+        position_embedding: ``"learned"``, ``"sincos"`` or ``"none"``
+            (:class:`GridPositionEmbedding`).
+    """
 
     supports_edge_attr = False
     default_pooling = "mean"
-    position_embedding = "learned"
-    #: patches per side of the training grid (the learned position table's size).
-    grid = 8
+
+    def __init__(self, grid: int = 8, position_embedding: str = "learned"):
+        check_one_of(position_embedding, "position_embedding", GridPositionEmbedding.KINDS)
+        self.grid = check_positive_int(grid, "grid")
+        self.position_embedding = position_embedding
 
     def init_extra(self, hidden: int) -> torch.nn.Module:
         return GridPositionEmbedding(hidden, self.grid, self.position_embedding)

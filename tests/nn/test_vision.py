@@ -157,3 +157,17 @@ def test_layer_arguments_are_checked():
         PLSTM2DConv(8, 2, "Q")
     with pytest.raises(ValueError, match="divisible"):
         PLSTM2DConv(9, 2)
+
+
+@pytest.mark.parametrize("name", IMAGE_MODELS)
+def test_position_table_sized_by_the_model_option(name):
+    model = GraphModel(name, 2, features="onehot", node_channels=4, hidden=8, layers=1, heads=2,
+                       orientation="given", model_options={"grid": 4, "position_embedding": "learned"})
+    assert model.extra.weight.shape == (16, 8)
+    assert GraphModel(name, 2, node_channels=4, hidden=8, layers=1, heads=2, orientation="given",
+                      model_options={"position_embedding": "none"}).extra.weight is None
+    with pytest.raises(ValueError, match="position_embedding"):
+        GraphModel(name, 2, node_channels=4, hidden=8, layers=1, heads=2,
+                   model_options={"position_embedding": "rope"})
+    with pytest.raises(ValueError, match="grid"):
+        GraphModel(name, 2, node_channels=4, hidden=8, layers=1, heads=2, model_options={"grid": 0})
