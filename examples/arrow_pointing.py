@@ -122,10 +122,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="plstm-2d")
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--downsample", type=int, default=3, help="scene drawn at size * "
+                        "downsample px and box-filtered down (3: the paper's 192 px scene at 64 px)")
+    parser.add_argument("--patch", type=int, default=8, help="patch side in px")
     parser.add_argument("--seed", type=int, default=0, help="model and data-order seed; training "
                         "images come from seed 42 + seed")
     parser.add_argument("--num-train", type=int, default=8000)
     parser.add_argument("--num-test", type=int, default=1000)
+    parser.add_argument("--num-valid", type=int, default=500)
+    parser.add_argument("--eval-every", type=int, default=0, help="score the validation sets "
+                        "(training size and 2x) every this many steps (0: never)")
+    parser.add_argument("--valid-only", action="store_true", help="score the final model on the "
+                        "validation sets only (for choosing settings; the test sets stay unseen)")
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -144,19 +152,21 @@ def main(argv=None):
         return print(summarize(args.summarize, args.figure))
 
     torch.manual_seed(args.seed)
-    bench = load_ape(args.size, seed=42 + args.seed, num_train=args.num_train, num_valid=args.num_test,
-                     num_test=args.num_test, num_extrapolation=args.num_test)
+    bench = load_ape(args.size, seed=42 + args.seed, num_train=args.num_train, num_valid=args.num_valid,
+                     num_test=args.num_test, num_extrapolation=args.num_test,
+                     downsample=args.downsample, patch=args.patch)
     split = bench.split()
-    train, test = bench.dataset[split["train"]], bench.dataset[split["test"]]
-    extrapolation = bench.extrapolation()
+    train, valid = bench.dataset[split["train"]], bench.dataset[split["valid"]]
+    valid_2x = bench.extrapolation(split="valid", num_samples=args.num_valid)
 
     model = GraphModel(args.model, 2, features="onehot", node_channels=bench.num_node_features,
-                       hidden=args.hidden, layers=args.layers, heads=args.heads, orientation="given")
+                       hidden=args.hidden, layers=args.layers, heads=args.heads, orientation="given",
+                       model_options={"grid": bench.config.grid})
     optimizer = optimizer_for(model, args.lr, 0.05)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, args.warmup, args.steps))
 
-    start, cpu_start, step, losses = time.perf_counter(), time.process_time(), 0, []
+    start, cpu_start, step, losses, curve = time.perf_counter(), time.process_time(), 0, [], []
     loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, drop_last=True)
     model.train()
     while step < args.steps:
@@ -169,21 +179,31 @@ def main(argv=None):
             schedule.step()
             losses.append(loss.item())
             step += 1
+            if args.eval_every and step % args.eval_every == 0:
+                curve.append({"step": step, "train_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
+                              "valid_acc": accuracy(model, valid, 64),
+                              "valid_acc_2x": accuracy(model, valid_2x, 64),
+                              "cpu_seconds": round(time.process_time() - cpu_start, 1)})
+                print(json.dumps(curve[-1]), flush=True)
+                model.train()
             if step == args.steps:
                 break
     train_seconds, train_cpu = time.perf_counter() - start, time.process_time() - cpu_start
 
     result = {
-        "model": args.model, "seed": args.seed, "size": args.size, "steps": args.steps,
-        "batch_size": args.batch_size, "images_seen": args.steps * args.batch_size,
-        "hidden": args.hidden, "layers": args.layers, "heads": args.heads,
-        "parameters": count_parameters(model), "train_seconds": round(train_seconds, 1),
-        "train_cpu_seconds": round(train_cpu, 1),
+        "model": args.model, "seed": args.seed, "size": args.size, "downsample": args.downsample,
+        "patch": args.patch, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+        "images_seen": args.steps * args.batch_size, "hidden": args.hidden, "layers": args.layers,
+        "heads": args.heads, "parameters": count_parameters(model),
+        "train_seconds": round(train_seconds, 1), "train_cpu_seconds": round(train_cpu, 1),
         "final_train_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
-        "test_acc": accuracy(model, test, 64),
-        f"extrapolation_acc_{extrapolation.config.size}": accuracy(model, extrapolation, 64),
-        "threads": torch.get_num_threads(),
+        "valid_acc": accuracy(model, valid, 64), "valid_acc_2x": accuracy(model, valid_2x, 64),
+        "curve": curve, "threads": torch.get_num_threads(),
     }
+    if not args.valid_only:
+        test, extrapolation = bench.dataset[split["test"]], bench.extrapolation()
+        result["test_acc"] = accuracy(model, test, 64)
+        result[f"extrapolation_acc_{extrapolation.config.size}"] = accuracy(model, extrapolation, 64)
     line = json.dumps(result)
     print(line)
     if args.out:
