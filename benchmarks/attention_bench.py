@@ -7,8 +7,8 @@
 What is measured, all in this one run, on the CPU:
 
 * time: the best of ``--repeats`` runs (fewer once a configuration has taken ``--budget``
-  seconds; the memory run below warms up), forward under ``torch.no_grad()`` and forward +
-  backward (gradients of q, k and v); wall-clock, or with ``--clock cpu`` the CPU seconds of
+  seconds; the memory run below warms up), the methods interleaved run by run, forward
+  under ``torch.no_grad()`` and forward + backward (gradients of q, k and v); wall-clock, or with ``--clock cpu`` the CPU seconds of
   this process (``time.process_time``: with ``--threads 1`` the time it computed, not the
   time it waited for a core on a shared machine);
 * peak memory: the high-water mark of the bytes that PyTorch's CPU allocator holds during
@@ -33,14 +33,19 @@ from memory import peak_bytes  # benchmarks/memory.py (the script's folder is on
 METHODS = ("SDPA", "1-pass", "2-pass", "3-pass")
 
 
-def best_time(fn, repeats: int, budget: float, clock=time.perf_counter) -> float:
-    """Best of ``repeats`` runs on ``clock``, fewer once they have taken ``budget`` seconds."""
-    times = []
-    while len(times) < repeats and sum(times) < budget:
-        start = clock()
-        fn()
-        times.append(clock() - start)
-    return min(times)
+def best_times(calls: dict, repeats: int, budget: float, clock=time.perf_counter) -> dict:
+    """Best of ``repeats`` runs of each call on ``clock``, the calls interleaved (one run of
+    each per round, so that a change in the machine's load hits all alike); fewer rounds
+    once a call has taken ``budget`` seconds."""
+    times = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = clock()
+            call()
+            times[name].append(clock() - start)
+        if max(sum(t) for t in times.values()) >= budget:
+            break
+    return {name: min(t) for name, t in times.items()}
 
 
 def make_call(method: str, n: int, heads: int, dim: int, chunk_size: int, backward: bool):
@@ -66,46 +71,49 @@ def make_call(method: str, n: int, heads: int, dim: int, chunk_size: int, backwa
     return call
 
 
-def measure(sizes, heads, dim, chunk_size, repeats, budget, clock):
+def measure(sizes, methods, heads, dim, chunk_size, repeats, budget, clock):
     results = {}
     for n in sizes:
-        for method in METHODS:
-            for backward in (False, True):
-                call = make_call(method, n, heads, dim, chunk_size, backward)
-                peak = peak_bytes(call)  # also the warm-up run
-                results[n, method, backward] = (best_time(call, repeats, budget, clock), peak)
-                del call
-                gc.collect()
-            print(f"  measured N = {n:5d}: {method}", flush=True)
+        for backward in (False, True):
+            calls = {m: make_call(m, n, heads, dim, chunk_size, backward) for m in methods}
+            peaks = {m: peak_bytes(call) for m, call in calls.items()}  # also the warm-up runs
+            times = best_times(calls, repeats, budget, clock)
+            for m in methods:
+                results[n, m, backward] = (times[m], peaks[m])
+            del calls
+            gc.collect()
+        print(f"  measured N = {n:5d}", flush=True)
     return results
 
 
-def print_tables(results, sizes):
+def print_tables(results, sizes, methods):
     def row(cells, widths):
         return " | ".join(str(c).rjust(w) for c, w in zip(cells, widths))
 
     for backward, label in ((False, "forward"), (True, "forward + backward")):
         print(f"\nTime, {label} (ms; ratio = cascade / SDPA)")
-        head = ["N"] + list(METHODS) + ["1-pass/SDPA", "2-pass/SDPA", "3-pass/SDPA"]
-        widths = [5] + [9] * 4 + [11] * 3
+        cascades = [m for m in methods if m != "SDPA"]
+        head = ["N"] + list(methods) + [f"{m}/SDPA" for m in cascades]
+        widths = [5] + [9] * len(methods) + [11] * len(cascades)
         print(row(head, widths))
         for n in sizes:
-            t = {m: results[n, m, backward][0] for m in METHODS}
-            print(row([n] + [f"{t[m] * 1e3:.1f}" for m in METHODS]
-                      + [f"{t[m] / t['SDPA']:.2f}" for m in METHODS[1:]], widths))
+            t = {m: results[n, m, backward][0] for m in methods}
+            print(row([n] + [f"{t[m] * 1e3:.1f}" for m in methods]
+                      + [f"{t[m] / t['SDPA']:.2f}" for m in cascades], widths))
 
         print(f"\nPeak memory, {label} (MiB; growth = peak(N) / peak(N / 2))")
-        head = ["N"] + list(METHODS) + ["1-pass growth", "3-pass growth"]
-        widths = [5] + [9] * 4 + [13] * 2
+        grown = [m for m in ("1-pass", "3-pass") if m in methods]
+        head = ["N"] + list(methods) + [f"{m} growth" for m in grown]
+        widths = [5] + [9] * len(methods) + [13] * len(grown)
         print(row(head, widths))
         for i, n in enumerate(sizes):
-            p = {m: results[n, m, backward][1] for m in METHODS}
+            p = {m: results[n, m, backward][1] for m in methods}
             growth = []
-            for m in ("1-pass", "3-pass"):
+            for m in grown:
                 halved = results.get((n // 2, m, backward))
                 growth.append(f"x{p[m] / halved[1]:.2f}" if i and halved and n // 2 == sizes[i - 1]
                               else "")
-            print(row([n] + [f"{p[m] / 2 ** 20:.1f}" for m in METHODS] + growth, widths))
+            print(row([n] + [f"{p[m] / 2 ** 20:.1f}" for m in methods] + growth, widths))
 
 
 def chunk_memory(heads: int, dim: int) -> None:
@@ -136,6 +144,8 @@ def main():
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--head-dim", type=int, default=32)
     parser.add_argument("--chunk-size", type=int, default=64)
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated, SDPA first (default {','.join(METHODS)})")
     parser.add_argument("--repeats", type=int, help="timed runs per configuration (default 3)")
     parser.add_argument("--budget", type=float, default=2.0,
                         help="stop repeating a configuration after this many seconds")
@@ -153,6 +163,9 @@ def main():
     sizes = args.sizes or ([256, 512, 1024, 2048] if args.quick else
                            [256, 512, 1024, 2048, 4096, 8192])
     repeats = args.repeats or (2 if args.quick else 3)
+    methods = args.methods.split(",")
+    if methods[0] != "SDPA" or not set(methods) <= set(METHODS):
+        parser.error(f"--methods must start with SDPA and name some of {', '.join(METHODS)}")
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, "
           f"H = {args.heads} heads, D = {args.head_dim} per head, chunk_size = {args.chunk_size}, "
@@ -160,9 +173,9 @@ def main():
           f"load average before: {os.getloadavg()[0]:.2f}")
     start = time.perf_counter()
     clock = time.perf_counter if args.clock == "wall" else time.process_time
-    results = measure(sizes, args.heads, args.head_dim, args.chunk_size, repeats, args.budget,
+    results = measure(sizes, methods, args.heads, args.head_dim, args.chunk_size, repeats, args.budget,
                       clock)
-    print_tables(results, sizes)
+    print_tables(results, sizes, methods)
     print(f"\ntotal {time.perf_counter() - start:.0f} s; load average after: "
           f"{os.getloadavg()[0]:.2f}")
 

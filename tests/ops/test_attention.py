@@ -1,4 +1,5 @@
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -35,12 +36,15 @@ def test_equals_sdpa_graph_by_graph(passes, chunk_size, causal):
         random_qkv(batch.numel()), names=QKV, atol=1e-10)
 
 
-@pytest.mark.parametrize("num_nodes", [50, 64])  # 64: whole tiles, packing is a view
+@pytest.mark.parametrize("causal", [False, True])
+# 64: whole tiles, packing is a view; 100: 7 tiles, blocks of 3 query tiles x 2 key tiles
+@pytest.mark.parametrize("num_nodes", [50, 64, 100])
 @pytest.mark.parametrize("passes", [1, 2, 3])
-def test_one_graph_without_batch_and_custom_scale(passes, num_nodes):
+def test_one_graph_without_batch_and_custom_scale(passes, num_nodes, causal):
     assert_same_outputs_and_grads(
-        lambda q, k, v: einsum_attention(q, k, v, passes=passes, chunk_size=16, scale=0.3),
-        lambda q, k, v: graphwise_sdpa(q, k, v, scale=0.3),
+        lambda q, k, v: einsum_attention(q, k, v, passes=passes, chunk_size=16, scale=0.3,
+                                         causal=causal),
+        lambda q, k, v: graphwise_sdpa(q, k, v, scale=0.3, causal=causal),
         random_qkv(num_nodes, heads=3, key_dim=4, value_dim=6), names=QKV, atol=1e-10)
 
 
@@ -136,7 +140,7 @@ def test_tiles_layout():
     assert all(s.rows.start == 0 for s in steps)
     # Both large graphs at steps 0-4: key tile j of each; the 100-node one alone: key tile j
     assert steps[1].keys.tolist() == [1] * 8 + [9] * 5
-    assert [s.key for s in steps] == [None] * 5 + [5, 6, 7]
+    assert [s.span for s in steps] == [None] * 5 + [slice(5, 6), slice(6, 7), slice(7, 8)]
     assert [s.masked for s in steps] == [False] * 4 + [True, False, False, True]
     assert tiles.graph[-1].tolist() == [1] * 7 + [4] + [-1] * 5 and tiles.mixed
     assert int(tiles.valid.sum()) == batch.numel() and not tiles.identity
@@ -145,6 +149,23 @@ def test_tiles_layout():
     assert packed.graph.tolist() == [[4] * 4, [1, 1, 1, 2], [0, 0, 0, 3]]
     assert packed.steps == [Step(slice(0, 3), masked=True)] and packed.mixed
     assert Tiles.from_batch(batch_of_sizes((32, 0, 16)), 48, chunk_size=16).identity
+
+
+@pytest.mark.parametrize("num_tiles", [2, 3, 4, 13, 64])
+def test_one_large_graph_in_blocks(num_tiles):
+    """One multi-tile graph: blocks of query tiles meet runs of key tiles; every pair of
+    tiles meets exactly once, and no step holds more scores than n tiles x C."""
+    C = 16
+    tiles = Tiles.from_batch(None, num_tiles * C - 3, chunk_size=C)
+    met = torch.zeros(num_tiles, num_tiles, dtype=torch.long)
+    for step in tiles.steps:
+        met[step.rows, step.span] += 1
+        width = step.rows.stop - step.rows.start
+        assert width * (step.span.stop - step.span.start) <= num_tiles
+        assert step.masked == (step.span.stop == num_tiles)  # the padded last tile
+    assert (met == 1).all()
+    r = 1 << (math.isqrt(num_tiles).bit_length() - 1)  # the widest run with r * r <= n
+    assert tiles.steps[0].span == slice(0, r) and tiles.steps[0].rows == slice(0, num_tiles // r)
 
 
 def test_layout_reused_for_the_same_batch_tensor_only():

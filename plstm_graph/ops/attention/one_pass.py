@@ -70,19 +70,19 @@ def one_pass_forward(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles, scale: float
     # A column of ones beside V makes one einsum give both SLN V and SLD = sum SLN, so
     # RNV[..., -1] is the running denominator RD: one pass less over the scores.
     v1 = torch.cat([v, torch.ones_like(v[..., :1])], -1)
-    k_t = tiles.transpose_keys(k)
     RM = q.new_full((H, T, C), float("-inf"))
     RNV = q.new_zeros((H, T, C, v1.size(-1)))
     for s, step in enumerate(tiles.steps):
         rows = step.rows
-        BQK = tiles.scores(q, k_t, s)
+        BQK = tiles.scores(q, k, s)
         RM_new = torch.maximum(RM[:, rows], BQK.amax(-1))
         # Rows that have met no key yet keep max -inf; shift them by 0 to avoid inf - inf.
         # Masked scores are -inf: exp2 makes them exactly 0.
         shift = RM_new.masked_fill(RM_new == float("-inf"), 0.0)
         PRM = torch.exp2(RM[:, rows] - shift)
         SLN = BQK.sub_(shift[..., None]).exp2_()
-        RNV[:, rows].mul_(PRM[..., None]).add_(tiles.pv(SLN, v1, step))
+        RNV[:, rows].mul_(PRM[..., None])
+        tiles.pv_add_(RNV, SLN, v1, step)
         RM[:, rows] = RM_new
         if s == 0:
             SLN0, shift0 = SLN, shift
@@ -106,7 +106,6 @@ def one_pass_backward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, 
     q = q * scale
     D = (dO * out).sum(-1)  # rowsum(dO * O) = sum_m P dP
     dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
-    k_t, v_t = tiles.transpose_keys(k), tiles.transpose_keys(v)
     for s, step in enumerate(tiles.steps):
         rows = step.rows
         if s == 0:
@@ -114,10 +113,10 @@ def one_pass_backward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, 
         else:  # recomputed; -inf scores (masked) and +inf LSE (no key) give 0
             if s == 1:
                 q2 = q * LOG2E
-            P = tiles.scores(q2, k_t, s).sub_(LSE[:, rows, :, None]).exp2_()
+            P = tiles.scores(q2, k, s).sub_(LSE[:, rows, :, None]).exp2_()
         tiles.ptx_add_(dv, P, dO, step)
-        dS = tiles.qk(dO, v_t, step).sub_(D[:, rows, :, None]).mul_(P)  # P0 stays intact
-        dq[:, rows] += tiles.pv(dS, k, step)
+        dS = tiles.qk(dO, v, step).sub_(D[:, rows, :, None]).mul_(P)  # P0 stays intact
+        tiles.pv_add_(dq, dS, k, step)
         tiles.ptx_add_(dk, dS, q, step)
     return dq.mul_(scale), dk, dv
 

@@ -51,30 +51,24 @@ TILE_ALIGN = 16
 
 @dataclass(frozen=True)
 class Step:
-    r"""One step of the cascades: the query tiles ``rows`` each meet one key tile."""
+    r"""One step of the cascades: the query tiles ``rows`` each meet one key tile, or all meet
+    the same run of key tiles, ``span``."""
 
     #: query tiles taking part, a contiguous range of the layout
     rows: slice
     #: [A] the key tile each query tile meets; ``None`` on the diagonal step (each tile meets
-    #: itself) and when all meet the same one, ``key``
+    #: itself) and when all meet ``span``
     keys: Optional[Tensor] = None
-    #: the one key tile that every query tile meets (a single graph is left), else ``None``
-    key: Optional[int] = None
+    #: consecutive key tiles of one graph that every query tile meets (a single multi-tile
+    #: graph), else ``None``
+    span: Optional[slice] = None
     #: some score is not a real key of the query's graph (padding, the other graphs of a
     #: packed tile): the step needs a mask even when not causal
     masked: bool = False
 
     @property
     def diagonal(self) -> bool:
-        return self.keys is None and self.key is None
-
-    @property
-    def key_tiles(self) -> Union[slice, Tensor]:
-        r"""Index of the key tiles along the tile dimension, one per query tile (or one for
-        all: a slice of length 1 broadcasts)."""
-        if self.key is not None:
-            return slice(self.key, self.key + 1)
-        return self.rows if self.keys is None else self.keys
+        return self.keys is None and self.span is None
 
 
 @dataclass(frozen=True)
@@ -163,21 +157,12 @@ class Tiles:
         if num_packed:  # the diagonal step; a tile not filled by one graph needs the mask
             steps.append(Step(slice(num_large, T),
                               masked=any(size_list[g] < C for g in small)))
-        # Multi-tile graphs come by non-increasing tile count, so those live at their step j
-        # are the first live[j], and their tiles the first active[j].
-        first_tile = torch.repeat_interleave(
-            torch.tensor([start[g] for g in large], dtype=torch.long),
-            torch.tensor(large_tiles, dtype=torch.long)).to(device)
-        ascending = torch.tensor(large_tiles[::-1], dtype=torch.long)
-        live = (len(large) - torch.searchsorted(
-            ascending, torch.arange(large_tiles[0] if large else 0), right=True)).tolist()
-        tile_total = list(accumulate(large_tiles))
-        padded = {tiles_of[g] - 1 for g in large if size_list[g] % C}  # last tile not full
-        for j, n in enumerate(live):
-            A = tile_total[n - 1]
-            # One graph left: it is the largest, which starts at tile 0.
-            steps.append(Step(slice(0, A), keys=None if n == 1 else first_tile[:A] + j,
-                              key=j if n == 1 else None, masked=j in padded))
+        # Steps whose key tile is some graph's padded last one need the mask.
+        padded = {tiles_of[g] - 1 for g in large if size_list[g] % C}
+        if len(large) == 1:
+            steps += _blocks(large_tiles[0], bool(padded))
+        elif large:
+            steps += _staircase(large_tiles, [start[g] for g in large], padded, device)
         identity = T * C == num_nodes and bool(
             (slot == torch.arange(num_nodes, device=device)).all())
         return cls(C, causal, slot, source, graph.view(T, C), position.view(T, C),
@@ -227,75 +212,129 @@ class Tiles:
         flat = xt.reshape(H, T * C, D)
         return (flat if self.identity else flat.index_select(1, self.slot)).transpose(0, 1)
 
-    def scores(self, x: Tensor, y_t: Tensor, s: int) -> Tensor:
-        r"""Scores of step ``s``, ``x_a @ y_j^T`` [H, A, C, C], -inf where the key is not one
-        of the query's graph (padding, another graph of a packed tile) or, when causal, comes
-        after the query."""
-        S = self.qk(x, y_t, self.steps[s])
+    def scores(self, x: Tensor, y: Tensor, s: int) -> Tensor:
+        r"""Scores of step ``s``, ``x_a @ y_keys^T`` (:meth:`qk`), -inf where the key is not
+        one of the query's graph (padding, another graph of a packed tile) or, when causal,
+        comes after the query."""
+        S = self.qk(x, y, self.steps[s])
         bias = self.bias(s, S.dtype)
         return S if bias is None else S.add_(bias)
 
     def bias(self, s: int, dtype: torch.dtype) -> Optional[Tensor]:
-        r"""The additive mask of step ``s``: 0 or -inf, [A, C or 1, C] (broadcast over the
-        heads); ``None`` when every score is real. Built once per layout."""
+        r"""The additive mask of step ``s``: 0 or -inf, broadcast over the heads to the
+        scores' [A, C, K]; ``None`` when every score is real."""
+        step = self.steps[s]
+        # Masks without a query dimension and the diagonal step's take O(nodes x C) in all:
+        # built once per layout. The causal masks of a multi-tile graph's steps would take
+        # O(nodes x graph size) together: built at each call.
+        if self.causal and not step.diagonal:
+            return self._build_bias(step, dtype)
         if (s, dtype) not in self._bias:
-            self._bias[s, dtype] = self._build_bias(self.steps[s], dtype)
+            self._bias[s, dtype] = self._build_bias(step, dtype)
         return self._bias[s, dtype]
 
     def _build_bias(self, step: Step, dtype: torch.dtype) -> Optional[Tensor]:
         if not (self.causal or step.masked):
             return None
-        keys = step.key_tiles
-        keep = self.valid[keys][:, None, :]  # [A or 1, 1, C]
-        if self.causal or (step.diagonal and self.mixed):
-            # Per query: same graph (block-diagonal on packed tiles) and, when causal, not
-            # later in the graph. Tiles of one multi-tile graph pass the first test.
-            keep = keep & (self.graph[step.rows, :, None] == self.graph[keys][:, None, :])
+        rows = step.rows
+        if step.span is not None:  # one graph: its keys flattened over the span, [1, 1, r C]
+            keep = self.valid[step.span].reshape(1, 1, -1)
             if self.causal:
-                keep = keep & (self.position[keys][:, None, :]
-                               <= self.position[step.rows, :, None])
+                keep = keep & (self.position[step.span].reshape(1, 1, -1)
+                               <= self.position[rows, :, None])
+        else:
+            keys = rows if step.keys is None else step.keys
+            keep = self.valid[keys][:, None, :]  # [A, 1, C]
+            if self.causal or (step.diagonal and self.mixed):
+                # Per query: same graph (block-diagonal on packed tiles) and, when causal,
+                # not later in the graph. Tiles of one multi-tile graph pass the first test.
+                keep = keep & (self.graph[rows, :, None] == self.graph[keys][:, None, :])
+                if self.causal:
+                    keep = keep & (self.position[keys][:, None, :] <= self.position[rows, :, None])
         return torch.zeros((), dtype=dtype, device=keep.device).where(keep, float("-inf"))
 
-    # The three products of a step, each a batched matmul over (head, query tile). When all
-    # query tiles meet the same key tile, the product is one [A * C, ...] GEMM per head,
-    # without gathering that key tile A times; on the diagonal step each tile meets itself
-    # (slices, no gather either). The key side of ``qk`` comes transposed
-    # (``transpose_keys``): a GEMM reading a transposed operand costs about 1.5x as much on
-    # CPU, and a key tile is read at many steps.
+    # The products of a step, each a batched matmul over (head, query tile). On a span, all
+    # query tiles meet the same key tiles: one [A * C, ...] GEMM per head, without gathering
+    # those key tiles A times; on the diagonal step each tile meets itself (slices, no
+    # gather either). The keys are read transposed (``.mT``) rather than transposed once
+    # per call: the copy costs more than the slower GEMM on the molecule batches' tiles.
 
-    @staticmethod
-    def _mm(a: Tensor, y: Tensor, step: Step) -> Tensor:
-        r"""``a @ y_keys``: a [H, A, C, X] (the step's query tiles), y [H, T, X, Y]."""
-        H, A, C, X = a.shape
-        if step.key is not None:
-            return (a.reshape(H, A * C, X) @ y[:, step.key]).view(H, A, C, -1)
-        return a @ y[:, step.key_tiles]
+    def _keys(self, y: Tensor, step: Step) -> Tensor:
+        r"""The key side of a step: [H, rC, D] on a span (a view), else [H, A, C, D]."""
+        if step.span is not None:
+            return y[:, step.span].flatten(1, 2)
+        return y[:, step.rows] if step.keys is None else y[:, step.keys]
 
-    @staticmethod
-    def transpose_keys(y: Tensor) -> Tensor:
-        r"""``[H, T, C, D]`` -> ``[H, T, D, C]``, contiguous: the key side of :meth:`qk`."""
-        return y.transpose(-1, -2).contiguous()
-
-    def qk(self, x: Tensor, y_t: Tensor, step: Step) -> Tensor:
-        r"""``x_a @ y_j^T``: x [H, T, C, D] queries side, y_t [H, T, D, C] keys side,
-        transposed (:meth:`transpose_keys`) -> [H, A, C, C]."""
-        return self._mm(x[:, step.rows], y_t, step)
+    def qk(self, x: Tensor, y: Tensor, step: Step) -> Tensor:
+        r"""``x_a @ y_keys^T``: x, y [H, T, C, D] queries and keys side -> [H, A, C, C], or
+        [H, A, C, r C] on a span of r key tiles."""
+        x = x[:, step.rows]
+        if step.span is not None:
+            H, A, C, D = x.shape
+            return (x.reshape(H, A * C, D) @ self._keys(y, step).mT).view(H, A, C, -1)
+        return x @ self._keys(y, step).mT
 
     def pv(self, p: Tensor, y: Tensor, step: Step) -> Tensor:
-        r"""``p @ y_j``: p [H, A, C, C], y [H, T, C, D] keys side -> [H, A, C, D]."""
-        return self._mm(p, y, step)
+        r"""``p @ y_keys``: p [H, A, C, K] (a step's weights), y [H, T, C, D] -> [H, A, C, D]."""
+        if step.span is not None:
+            H, A, C, K = p.shape
+            return (p.reshape(H, A * C, K) @ self._keys(y, step)).view(H, A, C, -1)
+        return p @ self._keys(y, step)
+
+    def pv_add_(self, out: Tensor, p: Tensor, y: Tensor, step: Step) -> None:
+        r"""``out_a += p @ y_keys``: out [H, T, C, D] queries side (the sum inside the GEMM on
+        a span)."""
+        if step.span is not None:
+            H, A, C, K = p.shape
+            out[:, step.rows].flatten(1, 2).baddbmm_(p.reshape(H, A * C, K), self._keys(y, step))
+        else:
+            out[:, step.rows] += self.pv(p, y, step)
 
     def ptx_add_(self, out: Tensor, p: Tensor, x: Tensor, step: Step) -> None:
-        r"""``out_j += p^T @ x_a`` summed over the query tiles meeting key tile j:
-        out [H, T, C, D] keys side, p [H, A, C, C], x [H, T, C, D] queries side."""
-        H, A, C, _ = p.shape
+        r"""``out_keys += p^T @ x_a`` summed over the query tiles meeting each key tile:
+        out [H, T, C, D] keys side, p [H, A, C, K], x [H, T, C, D] queries side."""
         x = x[:, step.rows]
-        if step.key is not None:
-            out[:, step.key] += p.reshape(H, A * C, C).mT @ x.reshape(H, A * C, -1)
-        elif step.diagonal:
+        if step.span is not None:
+            H, A, C, K = p.shape
+            out[:, step.span].flatten(1, 2).baddbmm_(p.reshape(H, A * C, K).mT,
+                                                     x.reshape(H, A * C, -1))
+        elif step.keys is None:
             out[:, step.rows] += p.mT @ x
         else:
             out.index_add_(1, step.keys, p.mT @ x)
+
+
+def _staircase(large_tiles: List[int], starts: List[int], padded: set,
+               device: torch.device) -> List[Step]:
+    r"""Steps of several multi-tile graphs (of ``large_tiles`` tiles, non-increasing, from
+    tiles ``starts``): at step j each query tile meets its graph's j-th key tile. The graphs
+    live at step j are the first live[j], and their tiles the first active[j]."""
+    first_tile = torch.repeat_interleave(torch.tensor(starts, dtype=torch.long),
+                                         torch.tensor(large_tiles, dtype=torch.long)).to(device)
+    ascending = torch.tensor(large_tiles[::-1], dtype=torch.long)
+    live = (len(large_tiles) - torch.searchsorted(ascending, torch.arange(large_tiles[0]),
+                                                  right=True)).tolist()
+    tile_total = list(accumulate(large_tiles))
+    steps = []
+    for j, n in enumerate(live):
+        A = tile_total[n - 1]
+        # One graph left: it is the largest, which starts at tile 0.
+        steps.append(Step(slice(0, A), span=slice(j, j + 1), masked=j in padded) if n == 1
+                     else Step(slice(0, A), keys=first_tile[:A] + j, masked=j in padded))
+    return steps
+
+
+def _blocks(n: int, padded: bool) -> List[Step]:
+    r"""Steps of one graph of ``n`` tiles (tiles 0 ... n-1): blocks of query tiles, each
+    meeting runs of ``r`` key tiles, r the largest power of 2 with r * r <= n and blocks of
+    n // r tiles, so that a step's scores stay within the n x 1 tiles of one column of
+    steps. The products are wider ([n C / r, D] x [D, r C] instead of [n C, D] x [D, C]),
+    and the running max and sums of a query are rescaled n / r times instead of n."""
+    r = 1 << (math.isqrt(n).bit_length() - 1)
+    A = n // r
+    return [Step(slice(a, min(a + A, n)), span=slice(j, min(j + r, n)),
+                 masked=padded and j + r >= n)
+            for a in range(0, n, A) for j in range(0, n, r)]
 
 
 #: The last layout :meth:`Tiles.for_batch` built, under "entry": (weak reference to its batch

@@ -63,12 +63,11 @@ def two_pass_tiles(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles) -> Tensor:
     if tiles.num_steps == 0:  # no node: an empty output, still part of the autograd graph
         return v * 0
     q = q * LOG2E
-    k_t = tiles.transpose_keys(k)
     RM = q.new_full((H, T, C), float("-inf"))
     RD = q.new_zeros((H, T, C))
     for s, step in enumerate(tiles.steps):  # pass 1
         rows = step.rows
-        BQK = tiles.scores(q, k_t, s)
+        BQK = tiles.scores(q, k, s)
         # The max is only a shift that cancels in A = exp(BQK - RM) / RD: no gradient.
         RM_new = torch.maximum(RM[:, rows], BQK.detach().amax(-1))
         shift = _finite(RM_new)
@@ -80,7 +79,7 @@ def two_pass_tiles(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles) -> Tensor:
     AV = q.new_zeros(H, T, C, v.size(-1))
     for s, step in enumerate(tiles.steps):  # pass 2
         rows = step.rows
-        weights = torch.exp2(tiles.scores(q, k_t, s) - RM[:, rows, :, None]) \
+        weights = torch.exp2(tiles.scores(q, k, s) - RM[:, rows, :, None]) \
             / RD[:, rows, :, None]
         AV = _put(AV, rows, AV[:, rows] + tiles.pv(weights, v, step))
     return AV
