@@ -8,9 +8,13 @@ kernel's calls) plus the padded work of every member. Within a component, edges 
 by level, which makes the line-graph transition matrix strictly lower triangular.
 
 Every index a kernel needs is precomputed here as a flat *slot*: where a node, an edge or a
-line edge sits in the row-major ``[count, size, ...]`` layout of its block.
+line edge sits in the row-major ``[count, size, ...]`` layout of its block. :class:`Layout`
+lays every block's slots, heads leading, one after another, so that a kernel gathers the
+inputs of all blocks with one ``index_select`` per input and sends every gradient back with one
+gather (or one ``index_add_``), whatever the number of blocks.
 """
 from dataclasses import dataclass
+import math
 
 import numpy as np
 import scipy.sparse as sp
@@ -141,6 +145,83 @@ def make_blocks(edge_index: Tensor, line_index: Tensor, edge_level: Tensor,
             line_out_slot=tensor(edge_slot[line_out[lines]]),
         ))
     return blocks
+
+
+def _per_head(rows: Tensor, heads: int) -> Tensor:
+    """Row map ``[S]`` of a block -> ``[H * S]`` indices into a flattened ``[rows, H]`` input,
+    heads leading (``rows[s] * H + h`` at ``h * S + s``)."""
+    return (rows * heads + torch.arange(heads, device=rows.device)[:, None]).flatten()
+
+
+def _inverse(gather: Tensor, num_rows: int, heads: int) -> Tensor:
+    """Where each ``(row, head)`` of an input sits in a buffer laid out like ``gather``:
+    ``[num_rows, H]``; rows that no slot reads point one past the buffer's end."""
+    inverse = gather.new_full(((num_rows + 1) * heads,), gather.numel())
+    inverse[gather] = torch.arange(gather.numel(), device=gather.device)
+    return inverse[:num_rows * heads].view(num_rows, heads)
+
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """All blocks of a batch for ``heads`` heads, block after block, each block's buffers laid
+    out ``[H, count, ...]``: ``shapes[b] = (count, num_edges, num_nodes)``.
+
+    The gather maps index inputs flattened with one zero row appended (``[(rows + 1) * H]``);
+    the ``*_of`` maps give, for each input ``(row, head)``, its slot in a buffer of the same
+    layout: gradients are gathered there, and the sparse gates are put there into zeroed
+    ``[E, N]`` and ``[E, E]`` blocks (rows without a slot point one past the buffer's end,
+    where a kernel keeps a zero).
+    """
+
+    heads: int
+    shapes: list  # [(count, num_edges, num_nodes)] per block
+    sizes: dict  # "E", "N", "EE", "EN" -> [elements per block]
+    dst: Tensor  # [sum H c E] q row at each edge slot (the edge's target)
+    node: Tensor  # [sum H c N] k, v row at each node slot
+    edge: Tensor  # [sum H c E] mark row at each edge slot
+    node_of: Tensor  # [N, H] node slot of each (node, head)
+    edge_of: Tensor  # [E, H] edge slot of each (edge, head)
+    source_of: Tensor  # [E, H] slot (e, src e) of each (edge, head) in the [E, N] blocks
+    transition_of: Tensor  # [L, H] slot (e_out, e_in) of each (line edge, head): lower triangular
+    transition_t_of: Tensor  # [L, H] slot (e_in, e_out): the transposed, upper triangular
+
+    def split(self, buffer: Tensor, kind: str) -> list[Tensor]:
+        """Per-block views ``[H * count, *sizes, ...]`` of a buffer of this layout; ``kind`` names
+        the block dimensions: ``"E"``, ``"N"``, ``"EE"`` or ``"EN"``."""
+        dims = {"E": 1, "N": 2}
+        return [part.view(self.heads * shape[0], *(shape[dims[d]] for d in kind),
+                           *buffer.shape[1:])
+                for part, shape in zip(buffer.split(self.sizes[kind]), self.shapes)]
+
+
+def make_layout(blocks: list[Block], num_nodes: int, num_edges: int, num_lines: int,
+                heads: int) -> Layout:
+    """The :class:`Layout` of ``blocks`` for ``heads`` heads."""
+    def cat(maps):
+        maps = [_per_head(rows, heads) for rows in maps]
+        return torch.cat(maps) if maps else torch.zeros(0, dtype=torch.long)
+
+    transposed = []  # at slot (e_in, e_out) the line edge of slot (e_out, e_in)
+    for block in blocks:
+        c, e = block.count, block.num_edges
+        transposed.append(block.transition_rows.view(c, e, e).transpose(1, 2).flatten())
+    shapes = [(b.count, b.num_edges, b.num_nodes) for b in blocks]
+    sizes = {kind: [heads * c * math.prod({"E": e, "N": n}[d] for d in kind) for c, e, n in shapes]
+             for kind in ("E", "N", "EE", "EN")}
+    dst, node, edge, transition, source = (cat(getattr(b, name) for b in blocks) for name in (
+        "dst_rows", "node_rows", "edge_rows", "transition_rows", "source_rows"))
+    return Layout(
+        heads=heads, shapes=shapes, sizes=sizes, dst=dst, node=node, edge=edge,
+        node_of=_inverse(node, num_nodes, heads), edge_of=_inverse(edge, num_edges, heads),
+        source_of=_inverse(source, num_edges, heads),
+        transition_of=_inverse(transition, num_lines, heads),
+        transition_t_of=_inverse(cat(transposed), num_lines, heads))
+
+
+def layout_of(graph: LineGraph, heads: int) -> Layout:
+    """The :class:`Layout` of ``graph``'s blocks for ``heads`` heads, computed once per graph."""
+    return graph.cached(f"layout/{heads}", lambda g: make_layout(
+        blocks_of(g), g.num_nodes, g.num_edges, g.num_line_edges, heads))
 
 
 def blocks_of(graph: LineGraph) -> list[Block]:

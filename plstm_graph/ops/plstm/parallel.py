@@ -20,124 +20,112 @@ form suits batches of small graphs (molecules), packed into padded blocks of sim
 
 (``dT`` only at the line edges, ``dM_e = Y_e . dh_{dst e}``).
 
+At molecule size the cost is the number of operator calls, not their arithmetic: every input
+is therefore gathered once for all blocks (one ``index_select`` each, or one put of the sparse
+gates into zeroed blocks) into buffers laid out block after block (:class:`~.blocks.Layout`);
+per block only the solve and the batched products run, writing into slices of those buffers
+(``out=``), and each gradient comes back with one gather (one ``index_add_`` for ``q``). A
+forward + backward is about 60 calls whatever the number of blocks adds (12 per block).
+
 The form multiplies structural zeros (padding, unreachable pairs, the zeros of ``I - T``) with
 every value of a graph, so one NaN or inf input would reach all of that graph (``0 * NaN``);
 when the output is not finite it is therefore recomputed by the level sweep, which follows the
 recurrence's data flow and leaves NaN only where the reference puts it.
 """
-import math
-
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from ...graph.line_graph import LineGraph
-from .blocks import Block, blocks_of
+from .blocks import Layout, layout_of
 from .levels import plstm_levels
 from .naive import direct_backward, direct_term
 
 
-def _head_major(x: Tensor) -> Tensor:
-    """``[rows, H, ...]`` as ``[H, rows + 1, ...]``: heads lead, so that every block gathers its
-    matrices contiguous and batched over ``(H, count)``; the extra row is the zero that padding
-    slots read (and the sink that padding slots scatter into)."""
-    out = x.new_zeros(x.size(1), x.size(0) + 1, *x.shape[2:])
-    out[:, :-1] = x.transpose(0, 1)
-    return out
+def _flat_rows(x: Tensor) -> Tensor:
+    """``[rows, H, D]`` as ``[(rows + 1) * H, D]`` with a zero row appended: what the gather
+    maps of a :class:`~.blocks.Layout` index (padding slots read the zero row)."""
+    out = x.new_empty(x.size(0) + 1, *x.shape[1:])
+    out[-1], out[:-1] = 0, x
+    return out.flatten(0, 1)
 
 
-def _gather(x: Tensor, rows: Tensor, *shape: int) -> Tensor:
-    """Rows of a head-major ``x`` at ``rows``, viewed ``[H, *shape, ...]``."""
-    return x.index_select(1, rows).view(x.size(0), *shape, *x.shape[2:])
+def _dense(values: Tensor, slots: Tensor, size: int) -> Tensor:
+    """A zero buffer of ``size`` elements with ``values`` put at ``slots`` (same shape): the
+    sparse gates scattered into their padded blocks."""
+    return values.new_zeros(size).index_put_((slots,), values)
 
 
-def _scatter(out: Tensor, rows: Tensor, x: Tensor, add: bool = True) -> None:
-    """``out[rows[i]] += x[:, i]`` for a row-major ``out [R, H * D]`` and head-major ``x [H, S,
-    D]`` (rows of a 2-D tensor are the fast scatter on CPU; one transposing copy pays).
-    ``add=False`` copies instead, for rows that no other slot writes (padding slots write the
-    sink row, whatever lands there)."""
-    x = x.transpose(0, 1).reshape(rows.numel(), -1)
-    if add:
-        out.index_add_(0, rows, x)
-    else:
-        out.index_copy_(0, rows, x)
+#: What :func:`parallel_forward` keeps for the backward, each one buffer for all blocks.
+SAVED = ("q_dst", "kv", "mark", "x", "scores", "a", "y")
 
 
-class _Inputs:
-    """The inputs in head-major layout (see :func:`_head_major`), ``k`` and ``v`` side by side
-    so that each block gathers them at once, and ``-T``, which the solves take."""
+def parallel_forward(q, k, v, source, transition, mark, layout: Layout):
+    """Edge part of the output ``[N, H, V]`` and the buffers :data:`SAVED` names.
 
-    def __init__(self, q, k, v, source, transition, mark):
-        self.q, self.kv = _head_major(q), _head_major(torch.cat([k, v], -1))
-        self.source, self.mark = _head_major(source), _head_major(mark)
-        self.minus_t = _head_major(transition).neg_()
-
-
-#: What :func:`_block_forward` returns and the backward reads, per block.
-SAVED = ("minus_t", "x", "scores", "y", "q_dst", "kv", "mark")
-
-
-def _block_forward(inputs: _Inputs, block: Block, key_dim: int) -> tuple:
-    """``-T, X, scores, Y`` (``Y`` before the Mark gate) of one block, and its gathered
-    ``Q_dst``, ``[K | V]`` and ``M`` (see :data:`SAVED`)."""
-    c, e, n = block.count, block.num_edges, block.num_nodes
-    minus_t = _gather(inputs.minus_t, block.transition_rows, c, e, e)
-    # X = (I - T)^-1 diag(S) A_out; the unit diagonal is implied, not stored.
-    x = torch.linalg.solve_triangular(minus_t, _gather(inputs.source, block.source_rows, c, e, n),
-                                      upper=False, unitriangular=True)
-    q_dst, kv = _gather(inputs.q, block.dst_rows, c, e), _gather(inputs.kv, block.node_rows, c, n)
-    scores = q_dst @ kv[..., :key_dim].transpose(-1, -2)
-    y = (x * scores) @ kv[..., key_dim:]
-    return minus_t, x, scores, y, q_dst, kv, _gather(inputs.mark, block.edge_rows, c, e, 1)
-
-
-def parallel_forward(q, k, v, source, transition, mark, blocks: list[Block]):
-    """Edge part of the output ``[N, H, V]`` and, per block, what :data:`SAVED` names."""
-    inputs = _Inputs(q, k, v, source, transition, mark)
-    out = q.new_zeros(q.size(0) + 1, q.size(1) * v.size(-1))
-    saved = []
-    for block in blocks:
-        saved.append(_block_forward(inputs, block, k.size(-1)))
-        y, mark_b = saved[-1][3], saved[-1][6]
-        _scatter(out, block.dst_rows, (mark_b * y).flatten(1, 2))
-    return out[:-1].view(q.size(0), q.size(1), v.size(-1)), saved
+    Every input is gathered (or put) once for all blocks; per block only the solve and the
+    three products run, each writing into its block's slice of a shared buffer."""
+    num_nodes, heads, key_dim = q.shape
+    qkv = _flat_rows(torch.cat([q, k, v], -1))
+    q_dst = qkv[:, :key_dim].index_select(0, layout.dst)  # [sum H c E, K]
+    kv = qkv[:, key_dim:].index_select(0, layout.node)  # [sum H c N, K + V]
+    minus_t = _dense(transition.neg(), layout.transition_of, sum(layout.sizes["EE"]))
+    # X = (I - T)^-1 diag(S) A_out, solved in place of diag(S) A_out; the unit diagonal of
+    # I - T is implied, not stored.
+    x = _dense(source, layout.source_of, sum(layout.sizes["EN"]))
+    scores, a = torch.empty_like(x), torch.empty_like(x)
+    y = q.new_empty(q_dst.size(0), v.size(-1))
+    blocks = zip(layout.split(minus_t, "EE"), layout.split(x, "EN"), layout.split(scores, "EN"),
+                 layout.split(a, "EN"), layout.split(q_dst, "E"), layout.split(kv, "N"),
+                 layout.split(y, "E"))
+    for minus_t_b, x_b, scores_b, a_b, q_b, kv_b, y_b in blocks:
+        torch.linalg.solve_triangular(minus_t_b, x_b, upper=False, unitriangular=True, out=x_b)
+        torch.bmm(q_b, kv_b[..., :key_dim].transpose(1, 2), out=scores_b)  # Q_dst K^T
+        torch.bmm(torch.mul(x_b, scores_b, out=a_b), kv_b[..., key_dim:], out=y_b)  # Y = A V
+    mark_e = _dense(mark, layout.edge_of, y.size(0))[:, None]
+    out = q.new_zeros((num_nodes + 1) * heads, v.size(-1)).index_add_(0, layout.dst, mark_e * y)
+    out = out[:num_nodes * heads].view(num_nodes, heads, v.size(-1))
+    return out, (q_dst, kv, mark_e, x, scores, a, y)
 
 
-def parallel_backward(grad_out, q, k, v, source, transition, mark, blocks: list[Block],
-                      saved: list | None = None):
+def parallel_backward(grad_out, q, k, v, source, transition, mark, layout: Layout,
+                      saved: tuple | None = None):
     """Gradients of the edge part w.r.t. ``q, k, v, source, transition, mark``; ``saved`` from
-    :func:`parallel_forward`, or ``None`` to recompute it block by block."""
-    heads, key_dim = q.shape[1:]
-    inputs = _Inputs(q, k, v, source, transition, mark) if saved is None else None
-    grad_out = _head_major(grad_out)
-    # Row-major accumulators with a sink row for padding slots.
-    dq, dk, dv = (x.new_zeros(x.size(0) + 1, math.prod(x.shape[1:])) for x in (q, k, v))
-    d_mark = mark.new_zeros(mark.size(0) + 1, heads)
-    d_source, d_transition = torch.zeros_like(source), torch.zeros_like(transition)
-    for i, block in enumerate(blocks):
-        minus_t, x, scores, y, q_dst, kv, mark_b = (
-            _block_forward(inputs, block, key_dim) if saved is None else saved[i])
-        k_b, v_b = kv[..., :key_dim], kv[..., key_dim:]
-        dh = _gather(grad_out, block.dst_rows, block.count, block.num_edges)
-        _scatter(d_mark, block.edge_rows, (y * dh).sum(-1).flatten(1)[..., None], add=False)
-        dy = mark_b * dh
-        d_a = dy @ v_b.transpose(-1, -2)
-        _scatter(dv, block.node_rows, ((x * scores).transpose(-1, -2) @ dy).flatten(1, 2),
-                 add=False)
-        d_scores = d_a * x
-        _scatter(dq, block.dst_rows, (d_scores @ k_b).flatten(1, 2))
-        _scatter(dk, block.node_rows, (d_scores.transpose(-1, -2) @ q_dst).flatten(1, 2),
-                 add=False)
-        # dB = (I - T)^-T dX
-        d_b = torch.linalg.solve_triangular(minus_t.transpose(-1, -2), d_a * scores, upper=True,
-                                            unitriangular=True)
-        d_source.index_copy_(0, block.edges,
-                             d_b.reshape(heads, -1).index_select(1, block.source_slot).t())
-        d_b, x = d_b.flatten(1, 2), x.flatten(1, 2)  # [H, count * num_edges, num_nodes]
-        d_transition.index_copy_(0, block.lines, (d_b.index_select(1, block.line_out_slot)
-                                                  * x.index_select(1, block.line_in_slot)).sum(-1).t())
-    return (*(g[:-1].view_as(x) for g, x in ((dq, q), (dk, k), (dv, v))), d_source, d_transition,
-            d_mark[:-1])
+    :func:`parallel_forward`, or ``None`` to recompute it."""
+    num_nodes, heads, key_dim = q.shape
+    if saved is None:
+        saved = parallel_forward(q, k, v, source, transition, mark, layout)[1]
+    q_dst, kv, mark_e, x, scores, a, y = saved
+    dh = _flat_rows(grad_out).index_select(0, layout.dst)  # [sum H c E, V]
+    d_mark = (y * dh).sum(-1).take(layout.edge_of)
+    dy = mark_e * dh
+    # The transposed solve reads -T^T laid out contiguous (a transposed view is slower).
+    minus_t_t = _dense(transition.neg(), layout.transition_t_of, sum(layout.sizes["EE"]))
+    # Node-slot buffers end with a zero row: nodes that start no edge read it.
+    dk, dv = (q.new_empty(kv.size(0) + 1, size) for size in (key_dim, v.size(-1)))
+    dk[-1], dv[-1] = 0, 0
+    dq, d_b, d_t = torch.empty_like(q_dst), torch.empty_like(x), torch.empty_like(minus_t_t)
+    blocks = zip(layout.split(minus_t_t, "EE"), layout.split(x, "EN"),
+                 layout.split(scores, "EN"), layout.split(a, "EN"), layout.split(q_dst, "E"),
+                 layout.split(kv, "N"), layout.split(dy, "E"), layout.split(dq, "E"),
+                 layout.split(dk[:-1], "N"), layout.split(dv[:-1], "N"),
+                 layout.split(d_b, "EN"), layout.split(d_t, "EE"))
+    for minus_t_t_b, x_b, scores_b, a_b, q_b, kv_b, dy_b, dq_b, dk_b, dv_b, d_b_b, d_t_b in blocks:
+        k_b, v_b = kv_b[..., :key_dim], kv_b[..., key_dim:]
+        d_a = torch.bmm(dy_b, v_b.transpose(1, 2))  # dA = dY V^T
+        torch.bmm(a_b.transpose(1, 2), dy_b, out=dv_b)  # dV = A^T dY
+        d_scores = d_a * x_b
+        torch.bmm(d_scores, k_b, out=dq_b)  # dQ_dst = (dA * X) K
+        torch.bmm(d_scores.transpose(1, 2), q_b, out=dk_b)  # dK = (dA * X)^T Q_dst
+        # dB = (I - T)^-T dX with dX = dA * scores, in place; dT = dB X^T
+        torch.linalg.solve_triangular(minus_t_t_b, torch.mul(d_a, scores_b, out=d_b_b),
+                                      upper=True, unitriangular=True, out=d_b_b)
+        torch.bmm(d_b_b, x_b.transpose(1, 2), out=d_t_b)
+    d_q = q.new_zeros((num_nodes + 1) * heads, key_dim).index_add_(0, layout.dst, dq)
+    node_of = layout.node_of.flatten()
+    return (d_q[:num_nodes * heads].view_as(q), dk.index_select(0, node_of).view_as(k),
+            dv.index_select(0, node_of).view_as(v), d_b.take(layout.source_of),
+            d_t.take(layout.transition_of), d_mark)
 
 
 class ParallelPLSTM(torch.autograd.Function):
@@ -146,23 +134,21 @@ class ParallelPLSTM(torch.autograd.Function):
     the inputs between the passes."""
 
     @staticmethod
-    def forward(ctx, q, k, v, source, transition, mark, direct, blocks: list, recompute: bool):
-        out, saved = parallel_forward(q, k, v, source, transition, mark, blocks)
-        ctx.blocks, ctx.recompute = blocks, recompute
+    def forward(ctx, q, k, v, source, transition, mark, direct, layout: Layout, recompute: bool):
+        out, saved = parallel_forward(q, k, v, source, transition, mark, layout)
+        ctx.layout, ctx.recompute = layout, recompute
         ctx.save_for_backward(q, k, v, source, transition, mark, direct,
-                              *(() if recompute else (x for block in saved for x in block)))
+                              *(() if recompute else saved))
         return out.add_(direct_term(q, k, v, direct))
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        q, k, v, source, transition, mark, direct, *flat = ctx.saved_tensors
-        step = len(SAVED)
-        saved = None if ctx.recompute else [flat[i:i + step] for i in range(0, len(flat), step)]
+        q, k, v, source, transition, mark, direct, *saved = ctx.saved_tensors
         grad_out = grad_out.contiguous()
         with torch.autocast(grad_out.device.type, enabled=False):  # as in forward (dispatch)
             dq, dk, dv, *gates = parallel_backward(grad_out, q, k, v, source, transition, mark,
-                                                   ctx.blocks, saved)
+                                                   ctx.layout, saved or None)
             dq_d, dk_d, dv_d, d_direct = direct_backward(grad_out, q, k, v, direct)
         return dq.add_(dq_d), dk.add_(dk_d), dv.add_(dv_d), *gates, d_direct, None, None
 
@@ -170,8 +156,8 @@ class ParallelPLSTM(torch.autograd.Function):
 def plstm_parallel(q, k, v, source, transition, mark, direct, graph: LineGraph,
                    recompute: bool = False) -> Tensor:
     """pLSTM by the gating-matrix form, one padded batch of graphs at a time."""
-    out = ParallelPLSTM.apply(q, k, v, source, transition, mark, direct, blocks_of(graph),
-                              recompute)
+    out = ParallelPLSTM.apply(q, k, v, source, transition, mark, direct,
+                              layout_of(graph, q.size(1)), recompute)
     if not bool(torch.isfinite(out.sum())):  # one reduction: NaN and inf survive a sum
         return plstm_levels(q, k, v, source, transition, mark, direct, graph, recompute)
     return out
