@@ -119,15 +119,30 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=None, help="JSON rows")
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--rows", type=Path, nargs="+", default=None,
+                        help="print the table (and --plot) from earlier --out files; no training")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.rows:
+        rows = [row for path in args.rows for row in json.loads(path.read_text())]
+        print(f"longrange-{args.kind}: test accuracy at the sink, from {len(args.rows)} file(s)")
+    else:
+        rows = train_all(args)
+    print_table(rows)
+    if args.plot:
+        plot([row for row in rows if row["kind"] == args.kind], args.plot, args.kind,
+             1 / args.num_keys)
+
+
+def train_all(args) -> list:
+    """Train every model at every depth; rows written to ``--out`` after each."""
     sizes = tuple(int(size) for size in args.sizes.split(","))
     rows = []
     for depth in (int(depth) for depth in args.depths.split(",")):
         dataset = LongRangeDataset(args.kind, depth, sizes=sizes, seed=args.seed,
                                    values=args.values, num_keys=args.num_keys)
         for name in args.models.split(","):
-            row = train_one(name, dataset, args)
+            row = {**train_one(name, dataset, args), "values": args.values}
             rows.append(row)
             print(f"{args.kind} depth {depth:>3} {name:>9}: test {row['test']:.3f} (valid "
                   f"{row['valid']:.3f}, train {row['train']:.3f}, epoch {row['epoch']}/"
@@ -135,18 +150,24 @@ def main(argv=None):
             if args.out:
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(rows, indent=1))
+    print(f"\nlongrange-{args.kind} ({args.values} values): test accuracy at the sink (chance "
+          f"{1 / args.num_keys:.2f}), {args.layers} layers, hidden {args.hidden}, <= {args.epochs} "
+          f"epochs, {sizes[0]} training graphs, {args.threads} thread(s)")
+    return rows
+
+
+def print_table(rows: list):
+    """A markdown table: one row per (kind, depth), one column per model; test accuracy with
+    the epoch it was selected at and the epochs run."""
     models = list(dict.fromkeys(row["model"] for row in rows))
-    depths = list(dict.fromkeys(row["depth"] for row in rows))
-    print(f"\nlongrange-{args.kind}: test accuracy at the sink (chance {1 / dataset.num_keys:.2f}), "
-          f"{args.layers} layers, hidden {args.hidden}, <= {args.epochs} epochs, "
-          f"{sizes[0]} training graphs, {args.threads} thread(s)")
-    print("| depth | " + " | ".join(models) + " |")
-    print("|---:|" + "---:|" * len(models))
-    table = {(row["model"], row["depth"]): row["test"] for row in rows}
-    for depth in depths:
-        print(f"| {depth} | " + " | ".join(f"{table[m, depth]:.3f}" for m in models) + " |")
-    if args.plot:
-        plot(rows, args.plot, args.kind, 1 / dataset.num_keys)
+    table = {(row["model"], row["kind"], row["depth"]): row for row in rows}
+    print("| kind | depth | " + " | ".join(models) + " |")
+    print("|---|---:|" + "---:|" * len(models))
+    for kind, depth in sorted({(row["kind"], row["depth"]) for row in rows}):
+        cells = [f"{table[m, kind, depth]['test']:.3f} ({table[m, kind, depth]['epoch']}/"
+                 f"{table[m, kind, depth]['epochs']})" if (m, kind, depth) in table else ""
+                 for m in models]
+        print(f"| {kind} | {depth} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
