@@ -4,6 +4,7 @@ import torch
 import plstm_graph as pg
 from plstm_graph.graph.grid import CORNERS, chain_line_graph, grid_edge_index, grid_line_graph
 from plstm_graph.ops.plstm import auto_backend
+from plstm_graph.ops.plstm import grid as grid_module
 from plstm_graph.ops.plstm.grid import plstm_grid_reference
 from plstm_graph.ops.plstm.grid_chunk import plstm_grid_chunk
 from plstm_graph.testing import (PLSTM_INPUT_NAMES, assert_plstm_matches_reference,
@@ -26,6 +27,26 @@ def test_heads_dims_and_recompute(heads, key_dim, value_dim, recompute):
     for mode in ("P", "D"):
         g = grid_line_graph(5, 4, "bottom-left", mode, count=3)
         assert_plstm_matches_reference(g, "grid", heads, key_dim, value_dim, recompute=recompute)
+
+
+@pytest.mark.parametrize("min_inner_columns", [1, 10 ** 9])
+@pytest.mark.parametrize("mode", ["P", "D"])
+def test_both_memory_orders_of_the_sweep(min_inner_columns, mode, monkeypatch):
+    # The columns (grids x heads) innermost, or each [K, V] block contiguous: same results.
+    monkeypatch.setattr(grid_module, "MIN_INNER_COLUMNS", min_inner_columns)
+    for recompute in (False, True):
+        g = grid_line_graph(4, 5, "top-right", mode, count=3)
+        assert_plstm_matches_reference(g, "grid", heads=2, key_dim=3, value_dim=4,
+                                       recompute=recompute)
+
+
+def test_grid_with_many_columns_matches_levels():
+    g = grid_line_graph(5, 6, "bottom-left", "D", count=8)  # 16 columns: stored innermost
+    assert grid_module._columns_inner(g.count * 2)
+    inputs = random_plstm_inputs(g, 2, 3, 2, generator=torch.Generator().manual_seed(3))
+    assert_same_outputs_and_grads(lambda *xs: pg.plstm(*xs, g, backend="grid"),
+                                  lambda *xs: pg.plstm(*xs, g, backend="levels"),
+                                  inputs, names=PLSTM_INPUT_NAMES)
 
 
 def test_grid_matches_levels_on_a_larger_grid():

@@ -154,12 +154,29 @@ def _gather(x: Tensor, index: Tensor) -> Tensor:
 
 # ---------------------------------------------------------------------------------------------
 # The sweeps on the layout: q, k [P, K, B], v [P, V, B] with P = height * width positions and
-# B = count * heads columns innermost; source and mark [P, 2, B] (outputs right, down),
-# transition [P, 4, B] (KINDS); states X [P, 2, K, V, B]. With the columns innermost every
-# product broadcasts a gate or a key along whole contiguous rows, and every contraction (over
-# K, over V, or both) sums rows into rows: the CPU's vector units stay busy even at K = V = 16,
-# where reducing the innermost 16 entries of a [K, V] block was the sweep's bottleneck.
+# B = count * heads columns last; source and mark [P, 2, B] (outputs right, down), transition
+# [P, 4, B] (KINDS); states X [P, 2, K, V, B]. Those are the dims the code indexes; in memory the
+# columns are innermost when there are at least MIN_INNER_COLUMNS of them: then every product
+# broadcasts a gate or a key along whole contiguous rows and every contraction (over K, V or
+# both) sums rows into rows, which keeps the vector units busy (reducing the innermost 16
+# entries of a [K, V] block was the sweep's bottleneck). With fewer columns those rows are too
+# short, and each [K, V] block is stored contiguously instead (docs/grids.md has the timings).
 # ---------------------------------------------------------------------------------------------
+
+#: Columns (grids x heads) from which they are stored innermost.
+MIN_INNER_COLUMNS = 16
+
+
+def _columns_inner(columns: int) -> bool:
+    return columns >= MIN_INNER_COLUMNS
+
+
+def _empty(like: Tensor, lead: int, *shape: int) -> Tensor:
+    """An empty tensor of ``shape`` (columns last), stored with the columns innermost or, for
+    few columns, right after the ``lead`` leading dims (positions, outputs)."""
+    if _columns_inner(shape[-1]):
+        return like.new_empty(shape)
+    return like.new_empty(*shape[:lead], shape[-1], *shape[lead:-1]).movedim(lead, -1)
 
 
 def _by_reader(x: Tensor, layout: GridLayout) -> Tensor:
@@ -179,8 +196,8 @@ def grid_forward(q, k, v, source, transition, mark, layout: GridLayout):
     sk = source[:, :, None] * k[:, None]  # [P, 2, K, B]
     q_mark = mark[:, :, None] * _by_reader(q, layout)  # what reads each state: M q
     t = transition[:, :, None, None]  # [P, 4, 1, 1, B]
-    states = q.new_empty(*sk.shape[:3], *v.shape[1:])
-    readout = q.new_empty(sk.size(0), 2, *v.shape[1:])  # [P, 2, V, B]
+    states = _empty(q, 2, *sk.shape[:3], *v.shape[1:])
+    readout = _empty(q, 2, sk.size(0), 2, *v.shape[1:])  # [P, 2, V, B]
     v = v[:, None]
     for diag in layout.diagonals:
         block = diag.block
@@ -202,8 +219,8 @@ def grid_backward(dh, q, k, v, source, transition, mark, states, layout: GridLay
     t = transition[:, :, None, None]
     d_states = torch.empty_like(states)
     d_transition = torch.zeros_like(transition)
-    d_states_v = q.new_empty(sk.shape)  # dC v       [P, 2, K, B]
-    states_dh = q.new_empty(sk.shape)  # C dh_reader [P, 2, K, B]
+    d_states_v = _empty(q, 2, *sk.shape)  # dC v       [P, 2, K, B]
+    states_dh = _empty(q, 2, *sk.shape)  # C dh_reader [P, 2, K, B]
     dv = torch.empty_like(v)
     v = v[:, None, None]  # [P, 1, 1, V, B]
     diagonals = layout.diagonals
@@ -249,16 +266,18 @@ class GridPLSTM(torch.autograd.Function):
         q, k, v, source, transition, mark, *states = ctx.saved_tensors
         if ctx.recompute:
             states = grid_forward(q, k, v, source, transition, mark, ctx.layout)[1:]
-        grads = grid_backward(dh.contiguous(), q, k, v, source, transition, mark, *states,
-                              ctx.layout)
+        dh = _empty(dh, 1, *dh.shape).copy_(dh)  # stored like the states
+        grads = grid_backward(dh, q, k, v, source, transition, mark, *states, ctx.layout)
         return (*grads, None, None)
 
 
 def _to_layout(q, k, v, source, transition, mark, layout: GridLayout) -> list:
     """Inputs in the layout; autograd carries the gathers."""
     positions = layout.height * layout.width
-    return ([x.index_select(0, layout.node).view(positions, -1, x.size(-1)).transpose(1, 2)
-             .contiguous() for x in (q, k, v)]
+    columns_inner = _columns_inner(layout.count * q.size(1))
+    nodes = [x.index_select(0, layout.node).view(positions, -1, x.size(-1)).transpose(1, 2)
+             for x in (q, k, v)]
+    return ([x.contiguous() if columns_inner else x for x in nodes]
             + [_gather(source, layout.edges).view(positions, 2, -1),
                _gather(transition, layout.transitions).view(positions, 4, -1),
                _gather(mark, layout.edges).view(positions, 2, -1)])
