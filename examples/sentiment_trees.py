@@ -2,6 +2,7 @@
 
     python examples/sentiment_trees.py --data-root ../shared/data
     python examples/sentiment_trees.py --dataset sst-binary --model dag-lstm --limit 0 --epochs 10
+    python examples/sentiment_trees.py --limit 0 --epochs 8 --layers 2 --arrangement paired
 
 Each sentence is its parse tree with edges from child to parent (``orientation="given"``):
 words enter at the leaves as token ids, a learned embedding is part of the model, and every
@@ -20,6 +21,11 @@ Default (reduced) budget: the first 1000 sentences of each split (``--limit``; 0
 (measured). That shows the workflow, not a model: at this budget every root is predicted
 neutral (test root accuracy 0.144 on those 1000 sentences). Learning the sentiment needs the
 full training split and more epochs; see the README (results on DAGs and trees) for measured full-split runs.
+
+``--arrangement paired`` (pLSTM only) stacks a P-mode and a D-mode layer on the tree itself
+before any layer on its reverse, so with ``--layers 2`` both layers run from the leaves to the
+root; the default ``alternate`` runs every second layer from the root to the leaves, where the
+root has no predecessor and receives nothing (docs/dag_results_round3.md).
 """
 import argparse
 import tempfile
@@ -28,6 +34,7 @@ import torch
 from torch_geometric.data import Batch
 
 from plstm_graph.data import get_dataset
+from plstm_graph.nn.mixers import ARRANGEMENTS
 from plstm_graph.train import TrainConfig, build_model, run_training
 from plstm_graph.train.checkpoint import load_checkpoint
 
@@ -45,15 +52,22 @@ def main():
                         help="first sentences of each split (0: the full splits)")
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--arrangement", choices=sorted(ARRANGEMENTS),
+                        help="pLSTM's layer arrangement (default: alternate)")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=5, help="test sentences printed")
     parser.add_argument("--out", help="run folder (default: a new temporary folder)")
     args = parser.parse_args()
+    if args.arrangement is not None and args.model != "plstm":
+        parser.error(f"--arrangement is a pLSTM option, not one of --model {args.model}")
     torch.set_num_threads(1)  # small trees: one thread is fastest on shared CPUs
 
     sst = get_dataset(args.dataset, root=args.data_root)
     config = TrainConfig(dataset=args.dataset, model=args.model, epochs=args.epochs,
                          hidden=args.hidden, layers=args.layers, limit=args.limit or None,
-                         data_root=args.data_root)
+                         seed=args.seed, data_root=args.data_root,
+                         model_options=None if args.arrangement is None
+                         else {"arrangement": args.arrangement})
     run_dir = args.out or tempfile.mkdtemp(prefix="sentiment-trees-")
     summary = run_training(config, run_dir, spec=sst, progress=False)
     print(f"{args.model} on {args.dataset} ({summary['num_graphs']['train']} training "

@@ -1,5 +1,6 @@
 """The DAG and tree examples, each run as a user runs it (``python examples/X.py ...``) on a tiny
 budget, in this process (``runpy``) so the test does not pay for a second torch import."""
+import json
 import re
 import runpy
 import sys
@@ -51,6 +52,22 @@ def test_sentiment_trees_trains_and_prints_sentences_with_root_sentiment(
     assert len(shown) == 3, out
     # The first test sentence of the treebank, as the loader joins its words.
     assert shown[0][1] == "neutral" and shown[0][2] == "Effective but too-tepid biopic"
+
+
+def test_sentiment_trees_passes_the_arrangement_to_plstm_and_refuses_it_elsewhere(
+        shared_data, one_thread, tmp_path, monkeypatch, capsys):
+    run_dir = tmp_path / "run"
+    out = run_example("sentiment_trees.py", "--data-root", str(shared_data), "--limit", "8",
+                      "--epochs", "1", "--hidden", "16", "--layers", "2", "--arrangement", "paired",
+                      "--seed", "3", "--show", "1", "--out", str(run_dir),
+                      monkeypatch=monkeypatch, capsys=capsys)
+    assert "plstm on sst (8 training sentences)" in out
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model_options"] == {"arrangement": "paired"} and config["seed"] == 3
+    with pytest.raises(SystemExit):
+        run_example("sentiment_trees.py", "--model", "dag-lstm", "--arrangement", "paired",
+                    monkeypatch=monkeypatch, capsys=capsys)
+    assert "--arrangement is a pLSTM option, not one of --model dag-lstm" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", ["dag_architectures.py", "sentiment_trees.py"])
