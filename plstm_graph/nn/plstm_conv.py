@@ -197,15 +197,22 @@ class PLSTMConv(torch.nn.Module):
         """:meth:`gates` from the node-side terms ``lin_gate(x)`` and checked edge features."""
         src, dst = graph.edge_index
         e_in, e_out = graph.line_index
+        # index_select, not advanced indexing: its backward is one index_add_ instead of a
+        # sorting index_put_ (the gathers run on every edge and line edge of every layer).
+        through, far_in, far_out = graph.cached("gate_rows", _line_edge_nodes)
         terms = terms.split(self.heads, dim=-1)
-        source, mark, direct = terms[0][src], terms[1][dst], terms[2]
-        transition = terms[3][dst[e_in]]
+        source, mark = terms[0].index_select(0, src), terms[1].index_select(0, dst)
+        direct = terms[2]
+        transition = terms[3].index_select(0, through)
         if edge_attr is None:
-            transition = transition + terms[4][src[e_in]] + terms[5][dst[e_out]]
+            transition = (transition + terms[4].index_select(0, far_in)
+                          + terms[5].index_select(0, far_out))
         else:
-            edge_terms = self.lin_edge_gate(edge_attr)[graph.edge_id].split(self.heads, dim=-1)
+            edge_terms = self.lin_edge_gate(edge_attr).index_select(0, graph.edge_id)
+            edge_terms = edge_terms.split(self.heads, dim=-1)
             source, mark = source + edge_terms[0], mark + edge_terms[1]
-            transition = transition + edge_terms[2][e_in] + edge_terms[3][e_out]
+            transition = (transition + edge_terms[2].index_select(0, e_in)
+                          + edge_terms[3].index_select(0, e_out))
         transition = transition_gate(self.transition_scale * transition, graph)
         return source.sigmoid(), transition, mark.sigmoid(), direct.sigmoid()
 
@@ -224,6 +231,14 @@ class PLSTMConv(torch.nn.Module):
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
                 f"heads={self.heads}, mode={self.mode!r}, edge_dim={self.edge_dim}"
                 f"{', reverse=True' if self.reverse else ''})")
+
+
+def _line_edge_nodes(graph: LineGraph) -> tuple[Tensor, Tensor, Tensor]:
+    """Per line edge ``(a' -> n) -> (n -> b)``: the node ``n`` it passes through, ``a'`` and
+    ``b`` (computed once per graph, shared by every layer on it)."""
+    src, dst = graph.edge_index
+    e_in, e_out = graph.line_index
+    return dst[e_in], src[e_in], dst[e_out]
 
 
 __all__ = ["GATE_BIAS", "INITIAL_BIAS", "PLSTMConv", "p_mode_transition"]

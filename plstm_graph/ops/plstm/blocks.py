@@ -13,8 +13,9 @@ lays every block's slots, heads leading, one after another, so that a kernel gat
 inputs of all blocks with one ``index_select`` per input and sends every gradient back with one
 gather (or one ``index_add_``), whatever the number of blocks.
 """
-from dataclasses import dataclass
+import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,11 +47,9 @@ class Block:
     node_rows: Tensor  # [count * num_nodes] source node at each node slot
     edge_rows: Tensor  # [count * num_edges] edge at each edge slot (level order)
     dst_rows: Tensor  # [count * num_edges] target node of that edge
-    transition_rows: Tensor  # [count * num_edges * num_edges] line edge (e_in -> e_out) at
-    #                          slot (e_out, e_in): the strictly lower triangular T
-    source_rows: Tensor  # [count * num_edges * num_nodes] edge e at slot (e, src e): diag(S) A_out
     edges: Tensor  # [e] batch ids of this block's edges
-    source_slot: Tensor  # [e] their slot (e, src e) in the source layout
+    edge_slot: Tensor  # [e] their edge slot
+    source_slot: Tensor  # [e] their slot (e, src e) in the [count, num_edges, num_nodes] layout
     lines: Tensor  # [l] batch ids of this block's line edges
     line_in_slot: Tensor  # [l] edge slot of e_in
     line_out_slot: Tensor  # [l] edge slot of e_out
@@ -73,13 +72,13 @@ def pack(num_nodes: np.ndarray, num_edges: np.ndarray, block_cost: float = BLOCK
     order = np.lexsort((num_edges, num_nodes))
     sizes, first, counts = np.unique(np.stack([num_nodes[order], num_edges[order]], 1), axis=0,
                                      return_index=True, return_counts=True)
-    members = np.cumsum(counts)
+    before = np.concatenate([[0], np.cumsum(counts)])  # components before each distinct size
     best = np.zeros(len(sizes) + 1)
     cut = np.zeros(len(sizes), dtype=np.int64)
     for j in range(len(sizes)):
         # Run i..j: padded to nodes[j] (sorted) and the largest edge count in it.
         edges = np.maximum.accumulate(sizes[j::-1, 1])[::-1]
-        cost = best[:j + 1] + block_cost + (members[j] - np.r_[0, members[:j]]) * sizes[j, 0] * edges
+        cost = best[:j + 1] + block_cost + (before[j + 1] - before[:j + 1]) * sizes[j, 0] * edges
         cut[j] = int(np.argmin(cost))
         best[j + 1] = cost[cut[j]]
     runs, j = [], len(sizes) - 1
@@ -126,7 +125,6 @@ def make_blocks(edge_index: Tensor, line_index: Tensor, edge_level: Tensor,
         edge_slot = np.full(len(src), -1)
         edge_slot[edges] = local[edge_comp[edges]] * depth + edge_pos[edges]
         source_slot = edge_slot[edges] * width + node_pos[src[edges]]
-        line_slot = edge_slot[line_out[lines]] * depth + edge_pos[line_in[lines]]
 
         def rows(size, slot, values, padding):
             out = np.full(size, padding)
@@ -138,9 +136,8 @@ def make_blocks(edge_index: Tensor, line_index: Tensor, edge_level: Tensor,
             node_rows=rows(count * width, node_slot, nodes, num_nodes),
             edge_rows=rows(count * depth, edge_slot[edges], edges, len(src)),
             dst_rows=rows(count * depth, edge_slot[edges], dst[edges], num_nodes),
-            transition_rows=rows(count * depth * depth, line_slot, lines, len(line_in)),
-            source_rows=rows(count * depth * width, source_slot, edges, len(src)),
-            edges=tensor(edges), source_slot=tensor(source_slot), lines=tensor(lines),
+            edges=tensor(edges), edge_slot=tensor(edge_slot[edges]),
+            source_slot=tensor(source_slot), lines=tensor(lines),
             line_in_slot=tensor(edge_slot[line_in[lines]]),
             line_out_slot=tensor(edge_slot[line_out[lines]]),
         ))
@@ -153,14 +150,6 @@ def _per_head(rows: Tensor, heads: int) -> Tensor:
     return (rows * heads + torch.arange(heads, device=rows.device)[:, None]).flatten()
 
 
-def _inverse(gather: Tensor, num_rows: int, heads: int) -> Tensor:
-    """Where each ``(row, head)`` of an input sits in a buffer laid out like ``gather``:
-    ``[num_rows, H]``; rows that no slot reads point one past the buffer's end."""
-    inverse = gather.new_full(((num_rows + 1) * heads,), gather.numel())
-    inverse[gather] = torch.arange(gather.numel(), device=gather.device)
-    return inverse[:num_rows * heads].view(num_rows, heads)
-
-
 @dataclass(frozen=True, eq=False)
 class Layout:
     """All blocks of a batch for ``heads`` heads, block after block, each block's buffers laid
@@ -169,7 +158,7 @@ class Layout:
     The gather maps index inputs flattened with one zero row appended (``[(rows + 1) * H]``);
     the ``*_of`` maps give, for each input ``(row, head)``, its slot in a buffer of the same
     layout: gradients are gathered there, and the sparse gates are put there into zeroed
-    ``[E, N]`` and ``[E, E]`` blocks (rows without a slot point one past the buffer's end,
+    ``[E, N]`` and ``[E, E]`` blocks (nodes without a slot point one past the buffer's end,
     where a kernel keeps a zero).
     """
 
@@ -178,7 +167,6 @@ class Layout:
     sizes: dict  # "E", "N", "EE", "EN" -> [elements per block]
     dst: Tensor  # [sum H c E] q row at each edge slot (the edge's target)
     node: Tensor  # [sum H c N] k, v row at each node slot
-    edge: Tensor  # [sum H c E] mark row at each edge slot
     node_of: Tensor  # [N, H] node slot of each (node, head)
     edge_of: Tensor  # [E, H] edge slot of each (edge, head)
     source_of: Tensor  # [E, H] slot (e, src e) of each (edge, head) in the [E, N] blocks
@@ -197,25 +185,36 @@ class Layout:
 def make_layout(blocks: list[Block], num_nodes: int, num_edges: int, num_lines: int,
                 heads: int) -> Layout:
     """The :class:`Layout` of ``blocks`` for ``heads`` heads."""
-    def cat(maps):
-        maps = [_per_head(rows, heads) for rows in maps]
-        return torch.cat(maps) if maps else torch.zeros(0, dtype=torch.long)
-
-    transposed = []  # at slot (e_in, e_out) the line edge of slot (e_out, e_in)
-    for block in blocks:
-        c, e = block.count, block.num_edges
-        transposed.append(block.transition_rows.view(c, e, e).transpose(1, 2).flatten())
     shapes = [(b.count, b.num_edges, b.num_nodes) for b in blocks]
     sizes = {kind: [heads * c * math.prod({"E": e, "N": n}[d] for d in kind) for c, e, n in shapes]
              for kind in ("E", "N", "EE", "EN")}
-    dst, node, edge, transition, source = (cat(getattr(b, name) for b in blocks) for name in (
-        "dst_rows", "node_rows", "edge_rows", "transition_rows", "source_rows"))
-    return Layout(
-        heads=heads, shapes=shapes, sizes=sizes, dst=dst, node=node, edge=edge,
-        node_of=_inverse(node, num_nodes, heads), edge_of=_inverse(edge, num_edges, heads),
-        source_of=_inverse(source, num_edges, heads),
-        transition_of=_inverse(transition, num_lines, heads),
-        transition_t_of=_inverse(cat(transposed), num_lines, heads))
+    device = blocks[0].edges.device if blocks else torch.device("cpu")
+    head = torch.arange(heads, device=device)
+    node_of = torch.full((num_nodes, heads), sum(sizes["N"]), dtype=torch.long, device=device)
+    edge_of, source_of = (node_of.new_empty(num_edges, heads) for _ in range(2))
+    transition_of, transition_t_of = (node_of.new_empty(num_lines, heads) for _ in range(2))
+    offsets = {kind: [0, *itertools.accumulate(sizes[kind])] for kind in sizes}
+    for i, (block, (count, depth, width)) in enumerate(zip(blocks, shapes)):
+        def slots(kind, slot):  # [items, H]: where each item sits, for every head
+            return offsets[kind][i] + head * (sizes[kind][i] // heads) + slot[:, None]
+
+        sources = torch.nonzero(block.node_rows < num_nodes).flatten()
+        node_of[block.node_rows[sources]] = slots("N", sources)
+        edge_of[block.edges] = slots("E", block.edge_slot)
+        source_of[block.edges] = slots("EN", block.source_slot)
+        # (e_out, e_in) within a graph: edge slot of e_out times depth plus e_in's position.
+        transition_of[block.lines] = slots("EE", block.line_out_slot * depth
+                                           + block.line_in_slot % depth)
+        transition_t_of[block.lines] = slots("EE", block.line_in_slot * depth
+                                             + block.line_out_slot % depth)
+
+    def cat(name):
+        maps = [_per_head(getattr(block, name), heads) for block in blocks]
+        return torch.cat(maps) if maps else torch.zeros(0, dtype=torch.long, device=device)
+
+    return Layout(heads=heads, shapes=shapes, sizes=sizes, dst=cat("dst_rows"),
+                  node=cat("node_rows"), node_of=node_of, edge_of=edge_of, source_of=source_of,
+                  transition_of=transition_of, transition_t_of=transition_t_of)
 
 
 def layout_of(graph: LineGraph, heads: int) -> Layout:

@@ -37,7 +37,7 @@ def p_mode_transition(raw: Tensor, graph: LineGraph, alpha: float = P_MODE_ALPHA
     every line node's outgoing ``|T|`` then sums to less than 1."""
     e_in = graph.line_index[0]
     outflow = raw.new_zeros(graph.num_edges, *raw.shape[1:]).index_add(0, e_in, raw.abs())
-    return raw / (alpha + outflow[e_in])
+    return raw / (alpha + outflow.index_select(0, e_in))
 
 
 def transition_gate(raw: Tensor, graph: LineGraph) -> Tensor:

@@ -66,7 +66,10 @@ def parallel_forward(q, k, v, source, transition, mark, layout: Layout):
     Every input is gathered (or put) once for all blocks; per block only the solve and the
     three products run, each writing into its block's slice of a shared buffer."""
     num_nodes, heads, key_dim = q.shape
-    qkv = _flat_rows(torch.cat([q, k, v], -1))
+    qkv = q.new_empty(num_nodes + 1, heads, key_dim * 2 + v.size(-1))
+    qkv[-1] = 0  # the row padding slots read
+    torch.cat([q, k, v], -1, out=qkv[:-1])  # one copy of the inputs, not two
+    qkv = qkv.flatten(0, 1)
     q_dst = qkv[:, :key_dim].index_select(0, layout.dst)  # [sum H c E, K]
     kv = qkv[:, key_dim:].index_select(0, layout.node)  # [sum H c N, K + V]
     minus_t = _dense(transition.neg(), layout.transition_of, sum(layout.sizes["EE"]))
