@@ -141,6 +141,8 @@ def main(argv=None):
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--position-embedding", default="learned-sincos",
+                        help="learned-sincos (default), learned, sincos or none")
     parser.add_argument("--out", default=None, help="also write the JSON result here")
     parser.add_argument("--samples", default=None, help="only draw sample images to this file")
     parser.add_argument("--summarize", default=None, help="only tabulate JSON results (a glob)")
@@ -161,7 +163,8 @@ def main(argv=None):
 
     model = GraphModel(args.model, 2, features="onehot", node_channels=bench.num_node_features,
                        hidden=args.hidden, layers=args.layers, heads=args.heads, orientation="given",
-                       model_options={"grid": bench.config.grid})
+                       model_options={"grid": bench.config.grid,
+                                      "position_embedding": args.position_embedding})
     optimizer = optimizer_for(model, args.lr, 0.05)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, args.warmup, args.steps))
@@ -194,7 +197,8 @@ def main(argv=None):
         "model": args.model, "seed": args.seed, "size": args.size, "downsample": args.downsample,
         "patch": args.patch, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
         "images_seen": args.steps * args.batch_size, "hidden": args.hidden, "layers": args.layers,
-        "heads": args.heads, "parameters": count_parameters(model),
+        "heads": args.heads, "position_embedding": args.position_embedding,
+        "parameters": count_parameters(model),
         "train_seconds": round(train_seconds, 1), "train_cpu_seconds": round(train_cpu, 1),
         "final_train_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
         "valid_acc": accuracy(model, valid, 64), "valid_acc_2x": accuracy(model, valid_2x, 64),

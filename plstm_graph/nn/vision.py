@@ -55,33 +55,44 @@ class GridPositionEmbedding(torch.nn.Module):
     r"""Adds a position embedding to every patch of a batch of patch grids.
 
     * ``"learned"``: a ``grid x grid`` table, bicubically interpolated to other grid sizes
-      (what ViTs do for larger images, and the official pLSTM vision model, SPEC section 8);
+      (what ViTs do for larger images, and the official pLSTM vision model, SPEC section 8),
+      initialised as ViTs do (normal, std 0.02);
+    * ``"learned-sincos"``: the same table initialised with the 2D sine-cosine embedding. At
+      std 0.02 the table starts far below the patch embedding of an APE image, and the models
+      took hundreds of steps to use positions at all (docs/grids.md); this one starts at unit
+      scale;
     * ``"sincos"``: the fixed 2D sine-cosine embedding, defined for any grid;
     * ``"none"``: nothing (the paper's no-position-embedding ablation).
 
     Args:
         channels: feature size.
         grid: side of the grid the learned table is trained on.
-        kind: ``"learned"``, ``"sincos"`` or ``"none"``.
+        kind: ``"learned"``, ``"learned-sincos"``, ``"sincos"`` or ``"none"``.
 
     Shapes:
         - **input:** node features :math:`(N, F)`, ``pos`` :math:`(N, 2)`, number of grids
         - **output:** :math:`(N, F)`
     """
 
-    KINDS = ("learned", "sincos", "none")
+    KINDS = ("learned", "learned-sincos", "sincos", "none")
 
     def __init__(self, channels: int, grid: int = 8, kind: str = "learned"):
         super().__init__()
         check_one_of(kind, "kind", self.KINDS)
         self.channels, self.grid, self.kind = check_positive_int(channels, "channels"), \
             check_positive_int(grid, "grid"), kind
-        self.weight = Parameter(torch.empty(grid * grid, channels)) if kind == "learned" else None
+        if kind == "learned-sincos" and channels % 4:
+            raise ValueError(f"channels must be divisible by 4 for kind='learned-sincos', got {channels}")
+        learned = kind.startswith("learned")
+        self.weight = Parameter(torch.empty(grid * grid, channels)) if learned else None
         self.reset_parameters()
 
     def reset_parameters(self):
-        if self.weight is not None:
+        if self.kind == "learned":
             torch.nn.init.trunc_normal_(self.weight, std=0.02)
+        elif self.kind == "learned-sincos":
+            with torch.no_grad():
+                self.weight.copy_(sincos_2d(self.grid, self.grid, self.channels))
 
     def table(self, height: int, width: int) -> Tensor:
         """The ``[height * width, channels]`` embedding of a ``height x width`` grid."""
@@ -111,14 +122,14 @@ class ImageModelSpec(ModelSpec):
     Args (``model_options``):
         grid: patches per side of the training grid (the learned position table's size;
             ``size / patch`` of the training images).
-        position_embedding: ``"learned"``, ``"sincos"`` or ``"none"``
+        position_embedding: ``"learned"``, ``"learned-sincos"``, ``"sincos"`` or ``"none"``
             (:class:`GridPositionEmbedding`).
     """
 
     supports_edge_attr = False
     default_pooling = "mean"
 
-    def __init__(self, grid: int = 8, position_embedding: str = "learned"):
+    def __init__(self, grid: int = 8, position_embedding: str = "learned-sincos"):
         check_one_of(position_embedding, "position_embedding", GridPositionEmbedding.KINDS)
         self.grid = check_positive_int(grid, "grid")
         self.position_embedding = position_embedding

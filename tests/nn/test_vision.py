@@ -101,6 +101,11 @@ def test_position_embedding_extends_to_larger_grids():
     assert torch.equal(sincos(torch.zeros(36, 16), grid_pos(6, 6, 1), 1), sincos_2d(6, 6, 16))
     assert torch.equal(sincos_2d(6, 6, 16)[:4], sincos_2d(4, 4, 16)[:4])  # same row 0, any size
     assert not any(p.requires_grad for p in sincos.parameters())
+    start = GridPositionEmbedding(16, grid=4, kind="learned-sincos")  # trainable, sincos at init
+    assert torch.equal(start.weight.detach(), sincos_2d(4, 4, 16)) and start.weight.requires_grad
+    assert start.table(8, 8).shape == (64, 16)
+    with pytest.raises(ValueError, match="channels"):
+        GridPositionEmbedding(18, kind="learned-sincos")
     with pytest.raises(ValueError, match="kind"):
         GridPositionEmbedding(16, kind="rope")
 
