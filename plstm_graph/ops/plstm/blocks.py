@@ -26,9 +26,10 @@ from torch import Tensor
 from ...graph.line_graph import LineGraph
 
 #: Fixed cost of one more block, in units of padded ``nodes x edges`` of one graph: the kernel's
-#: ~40 calls per block against the work of one node-edge pair in its matrix products
-#: (measured on 1 CPU thread with ``benchmarks/plstm_bench.py``).
-BLOCK_COST = 4000
+#: ~12 calls per block against the work of one node-edge pair in its solve and products
+#: (1000-2000 measured alike on 1 CPU thread with ``benchmarks/plstm_bench.py``'s batch, about
+#: 10 % faster than 4000, the value while every block cost ~75 calls).
+BLOCK_COST = 1500
 
 
 @dataclass(frozen=True, eq=False)
