@@ -147,7 +147,7 @@ def test_tiles_layout():
     # The largest graph left opens a tile, the smallest left fill it: 3 tiles (4 in order).
     packed = Tiles.from_batch(batch_of_sizes((3, 3, 1, 1, 4)), 12, chunk_size=4)
     assert packed.graph.tolist() == [[4] * 4, [1, 1, 1, 2], [0, 0, 0, 3]]
-    assert packed.steps == [Step(slice(0, 3), masked=True)] and packed.mixed
+    assert packed.steps == [Step(slice(0, 3), masked=True, first=True)] and packed.mixed
     assert Tiles.from_batch(batch_of_sizes((32, 0, 16)), 48, chunk_size=16).identity
 
 

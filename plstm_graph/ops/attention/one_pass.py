@@ -70,19 +70,22 @@ def one_pass_forward(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles, scale: float
     # A column of ones beside V makes one einsum give both SLN V and SLD = sum SLN, so
     # RNV[..., -1] is the running denominator RD: one pass less over the scores.
     v1 = torch.cat([v, torch.ones_like(v[..., :1])], -1)
-    RM = q.new_full((H, T, C), float("-inf"))
-    RNV = q.new_zeros((H, T, C, v1.size(-1)))
+    # Every tile's first step writes its rows (Step.first): no initial -inf and zeros.
+    RM, RNV = q.new_empty((H, T, C)), q.new_empty((H, T, C, v1.size(-1)))
     for s, step in enumerate(tiles.steps):
         rows = step.rows
         BQK = tiles.scores(q, k, s)
-        RM_new = torch.maximum(RM[:, rows], BQK.amax(-1))
+        LM = BQK.amax(-1)
+        RM_new = LM if step.first else torch.maximum(RM[:, rows], LM)
         # Rows that have met no key yet keep max -inf; shift them by 0 to avoid inf - inf.
         # Masked scores are -inf: exp2 makes them exactly 0.
         shift = RM_new.masked_fill(RM_new == float("-inf"), 0.0)
-        PRM = torch.exp2(RM[:, rows] - shift)
         SLN = BQK.sub_(shift[..., None]).exp2_()
-        RNV[:, rows].mul_(PRM[..., None])
-        tiles.pv_add_(RNV, SLN, v1, step)
+        if step.first:
+            RNV[:, rows] = tiles.pv(SLN, v1, step)
+        else:
+            RNV[:, rows].mul_(torch.exp2(RM[:, rows] - shift)[..., None])  # PRM
+            tiles.pv_add_(RNV, SLN, v1, step)
         RM[:, rows] = RM_new
         if s == 0:
             SLN0, shift0 = SLN, shift
@@ -105,7 +108,10 @@ def one_pass_backward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, 
     step's weights ``P0`` and the other steps' weights recomputed."""
     q = q * scale
     D = (dO * out).sum(-1)  # rowsum(dO * O) = sum_m P dP
-    dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+    # Each query tile's first step writes its rows of dq, and the diagonal step the packed
+    # tiles' rows of dk and dv; the multi-tile graphs' keys sum over steps.
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    dk[:, :tiles.num_large], dv[:, :tiles.num_large] = 0.0, 0.0
     for s, step in enumerate(tiles.steps):
         rows = step.rows
         if s == 0:
@@ -116,7 +122,10 @@ def one_pass_backward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, 
             P = tiles.scores(q2, k, s).sub_(LSE[:, rows, :, None]).exp2_()
         tiles.ptx_add_(dv, P, dO, step)
         dS = tiles.qk(dO, v, step).sub_(D[:, rows, :, None]).mul_(P)  # P0 stays intact
-        tiles.pv_add_(dq, dS, k, step)
+        if step.first:
+            dq[:, rows] = tiles.pv(dS, k, step)
+        else:
+            tiles.pv_add_(dq, dS, k, step)
         tiles.ptx_add_(dk, dS, q, step)
     return dq.mul_(scale), dk, dv
 

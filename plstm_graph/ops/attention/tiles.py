@@ -65,6 +65,8 @@ class Step:
     #: some score is not a real key of the query's graph (padding, the other graphs of a
     #: packed tile): the step needs a mask even when not causal
     masked: bool = False
+    #: the first step of its query tiles: nothing accumulated for them yet
+    first: bool = False
 
     @property
     def diagonal(self) -> bool:
@@ -155,7 +157,7 @@ class Tiles:
 
         steps = []
         if num_packed:  # the diagonal step; a tile not filled by one graph needs the mask
-            steps.append(Step(slice(num_large, T),
+            steps.append(Step(slice(num_large, T), first=True,
                               masked=any(size_list[g] < C for g in small)))
         # Steps whose key tile is some graph's padded last one need the mask.
         padded = {tiles_of[g] - 1 for g in large if size_list[g] % C}
@@ -292,14 +294,16 @@ class Tiles:
 
     def ptx_add_(self, out: Tensor, p: Tensor, x: Tensor, step: Step) -> None:
         r"""``out_keys += p^T @ x_a`` summed over the query tiles meeting each key tile:
-        out [H, T, C, D] keys side, p [H, A, C, K], x [H, T, C, D] queries side."""
+        out [H, T, C, D] keys side, p [H, A, C, K], x [H, T, C, D] queries side. The
+        diagonal step's key tiles meet no other step: it writes them (``out`` may hold
+        anything there)."""
         x = x[:, step.rows]
         if step.span is not None:
             H, A, C, K = p.shape
             out[:, step.span].flatten(1, 2).baddbmm_(p.reshape(H, A * C, K).mT,
                                                      x.reshape(H, A * C, -1))
         elif step.keys is None:
-            out[:, step.rows] += p.mT @ x
+            out[:, step.rows] = p.mT @ x
         else:
             out.index_add_(1, step.keys, p.mT @ x)
 
@@ -319,8 +323,9 @@ def _staircase(large_tiles: List[int], starts: List[int], padded: set,
     for j, n in enumerate(live):
         A = tile_total[n - 1]
         # One graph left: it is the largest, which starts at tile 0.
-        steps.append(Step(slice(0, A), span=slice(j, j + 1), masked=j in padded) if n == 1
-                     else Step(slice(0, A), keys=first_tile[:A] + j, masked=j in padded))
+        steps.append(Step(slice(0, A), span=slice(j, j + 1), masked=j in padded, first=j == 0)
+                     if n == 1 else Step(slice(0, A), keys=first_tile[:A] + j,
+                                         masked=j in padded, first=j == 0))
     return steps
 
 
@@ -333,7 +338,7 @@ def _blocks(n: int, padded: bool) -> List[Step]:
     r = 1 << (math.isqrt(n).bit_length() - 1)
     A = n // r
     return [Step(slice(a, min(a + A, n)), span=slice(j, min(j + r, n)),
-                 masked=padded and j + r >= n)
+                 masked=padded and j + r >= n, first=j == 0)
             for a in range(0, n, A) for j in range(0, n, r)]
 
 
