@@ -180,6 +180,11 @@ def test_layout_reused_for_the_same_batch_tensor_only():
     changed = Tiles.for_batch(batch, 8, chunk_size=4)
     assert changed is not tiles and changed.graph.max() == 2
     assert Tiles.for_batch(None, 8, chunk_size=4) is Tiles.for_batch(None, 8, chunk_size=4)
+    with torch.inference_mode():  # no version counter: not cached, still computed
+        q, k, v = random_qkv(8)
+        out = einsum_attention(q, k, v, batch_of_sizes((3, 5)), chunk_size=4)
+    torch.testing.assert_close(out, graphwise_sdpa(q, k, v, batch_of_sizes((3, 5))),
+                               atol=1e-10, rtol=0)
 
 
 @pytest.mark.parametrize("chunk_size", [1, 4, 10, 64, 10**9])

@@ -175,8 +175,11 @@ class Tiles:
                   causal: bool = False) -> "Tiles":
         r""":meth:`from_batch`, reused while it is called with the same ``batch`` tensor
         (unchanged: same version counter) and arguments: every attention layer of a model
-        sees the same batch, and building the layout and its masks costs about as much as
-        the attention of a molecule batch's step."""
+        sees the same batch, and the layout with its masks takes about 1 ms to build on a
+        molecule batch (5-10 % of an attention call). Inference tensors (no version
+        counter) get a new layout at each call."""
+        if batch is not None and batch.is_inference():
+            return cls.from_batch(batch, num_nodes, chunk_size, causal)
         key = (num_nodes, chunk_size, causal, None if batch is None else batch._version)
         last = _LAST_TILES.get("entry")
         if last is not None:
