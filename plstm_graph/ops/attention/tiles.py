@@ -5,8 +5,7 @@ The tile size is C = min(``chunk_size``, largest graph rounded up to a multiple 
 whatever ``chunk_size`` is.
 
 * A graph of more than C nodes is cut into tiles of C consecutive nodes (its last tile
-  padded). At its ``j``-th step each of its query tiles meets its ``j``-th key tile: the
-  keys are split as M = M1 x M0 with M1 = steps and M0 = C.
+  padded); its keys are split as M = M1 x M0 with M0 = C (or a run of r tiles, r C).
 * Graphs of at most C nodes are packed whole, several to a tile (the variable-length
   layout of FlashAttention's ``cu_seqlens``): the largest graph left opens a tile and the
   smallest ones left fill it up (on ogbg-molbace batches 11 % fewer tiles than packing in
@@ -20,9 +19,13 @@ come first, by decreasing tile count, then the packed tiles. The steps (:class:`
   a block-diagonal mask when it holds several graphs. It is one batched product on slices
   of the layout, without gathering any key tile, and comes first: the 1-pass cascade keeps
   the weights of its first step for the backward (a batch of molecules is this step alone);
-* then the multi-tile graphs' steps ``j = 0, 1, ...``: the query tiles whose graph still
-  has a ``j``-th key tile are a prefix of the layout. When one graph alone is left (one
-  large graph) they all meet the same key tile: one ``[A * C, D]`` GEMM per head.
+* then the multi-tile graphs' steps. Several such graphs: at step ``j = 0, 1, ...`` each
+  query tile meets its graph's ``j``-th key tile, and the query tiles whose graph still has
+  one are a prefix of the layout (a staircase). One such graph (a large graph alone, or
+  with molecules): blocks of ``n // r`` query tiles meet runs of ``r`` key tiles, r the
+  largest power of 2 with r * r <= n tiles, each step one ``[n C / r, D] x [D, r C]`` GEMM
+  per head. A step's scores stay within n x C x C, as with one key tile per step, but
+  the GEMMs are wider and a query's running max and sums are rescaled n / r times, not n.
 
 Tensors in this layout have shape ``[H, T, C, D]`` (heads, tiles, tile size, features);
 padding slots hold zeros.
@@ -44,8 +47,8 @@ LOG2E = math.log2(math.e)
 
 #: Tiles are as wide as the largest graph rounded up to a multiple of this (at most
 #: ``chunk_size``): on CPU, reductions over a last dimension of 55 cost several times those
-#: over 64, and the small batched GEMMs prefer aligned rows too (an epoch of the attention
-#: model on ogbg-molbace took about 20 % less with 16 than with 1).
+#: over 64, and the small batched GEMMs prefer aligned rows too (the attention of
+#: ogbg-molbace batches took about 15 % less with 16 than with 1).
 TILE_ALIGN = 16
 
 
@@ -335,8 +338,8 @@ def _staircase(large_tiles: List[int], starts: List[int], padded: set,
 def _blocks(n: int, padded: bool) -> List[Step]:
     r"""Steps of one graph of ``n`` tiles (tiles 0 ... n-1): blocks of query tiles, each
     meeting runs of ``r`` key tiles, r the largest power of 2 with r * r <= n and blocks of
-    n // r tiles, so that a step's scores stay within the n x 1 tiles of one column of
-    steps. The products are wider ([n C / r, D] x [D, r C] instead of [n C, D] x [D, C]),
+    n // r tiles, so that a step holds the scores of at most n pairs of tiles, as when all
+    n query tiles meet one key tile. The products are wider ([n C / r, D] x [D, r C] instead of [n C, D] x [D, C]),
     and the running max and sums of a query are rescaled n / r times instead of n."""
     r = 1 << (math.isqrt(n).bit_length() - 1)
     A = n // r
