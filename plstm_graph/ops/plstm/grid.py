@@ -179,6 +179,11 @@ def _empty(like: Tensor, lead: int, *shape: int) -> Tensor:
     return like.new_empty(*shape[:lead], shape[-1], *shape[lead:-1]).movedim(lead, -1)
 
 
+def _stored(x: Tensor, lead: int) -> Tensor:
+    """``x`` copied into the memory order of :func:`_empty`."""
+    return _empty(x, lead, *x.shape).copy_(x)
+
+
 def _by_reader(x: Tensor, layout: GridLayout) -> Tensor:
     """``[P, ...]`` node values at the reader of every output: ``[P, 2, ...]``."""
     return _gather(x, layout.readers.view(-1)).view(-1, 2, *x.shape[1:])
@@ -193,8 +198,8 @@ def _to_readers(x: Tensor, layout: GridLayout) -> Tensor:
 
 def grid_forward(q, k, v, source, transition, mark, layout: GridLayout):
     """Edge part of the output ``[P, V, B]`` and the states ``X`` ``[P, 2, K, V, B]``."""
-    sk = source[:, :, None] * k[:, None]  # [P, 2, K, B]
-    q_mark = mark[:, :, None] * _by_reader(q, layout)  # what reads each state: M q
+    sk = _stored(source[:, :, None] * k[:, None], 2)  # [P, 2, K, B]
+    q_mark = _stored(mark[:, :, None] * _by_reader(q, layout), 2)  # what reads each state: M q
     t = transition[:, :, None, None]  # [P, 4, 1, 1, B]
     states = _empty(q, 2, *sk.shape[:3], *v.shape[1:])
     readout = _empty(q, 2, sk.size(0), 2, *v.shape[1:])  # [P, 2, V, B]
@@ -213,9 +218,9 @@ def grid_forward(q, k, v, source, transition, mark, layout: GridLayout):
 def grid_backward(dh, q, k, v, source, transition, mark, states, layout: GridLayout):
     """Gradients of :func:`grid_forward`'s output for the cotangent ``dh``:
     ``(dq, dk, dv, d_source, d_transition, d_mark)``."""
-    sk = source[:, :, None] * k[:, None]
-    q_read, dh_read = _by_reader(q, layout), _by_reader(dh, layout)
-    q_mark = mark[:, :, None] * q_read
+    sk = _stored(source[:, :, None] * k[:, None], 2)
+    q_read, dh_read = (_stored(_by_reader(x, layout), 2) for x in (q, dh))
+    q_mark = _stored(mark[:, :, None] * q_read, 2)
     t = transition[:, :, None, None]
     d_states = torch.empty_like(states)
     d_transition = torch.zeros_like(transition)
@@ -266,7 +271,7 @@ class GridPLSTM(torch.autograd.Function):
         q, k, v, source, transition, mark, *states = ctx.saved_tensors
         if ctx.recompute:
             states = grid_forward(q, k, v, source, transition, mark, ctx.layout)[1:]
-        dh = _empty(dh, 1, *dh.shape).copy_(dh)  # stored like the states
+        dh = _stored(dh, 1)
         grads = grid_backward(dh, q, k, v, source, transition, mark, *states, ctx.layout)
         return (*grads, None, None)
 
