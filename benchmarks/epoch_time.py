@@ -5,7 +5,8 @@
 Each model trains one epoch over the whole training split (the training loop of
 ``plstm-graph train``: batches, encoders, blocks, loss, backward, clipping, AdamW). The models
 take turns for ``--rounds`` rounds, so that a change of machine load hits each alike; each row
-reports the fastest and the median of its epochs. pLSTM's line-graph preparation (PrepareDAG,
+reports the fastest and the median of its epochs, in wall time and in the process's CPU time
+(the steadier measure on a shared machine). pLSTM's line-graph preparation (PrepareDAG,
 done once per dataset) is timed separately and not counted in its epoch. ``--profile STEPS``
 prints the operators that dominate the first model's training steps (``torch.profiler``).
 """
@@ -56,25 +57,34 @@ def main(argv=None) -> None:
     if args.profile:
         profile_steps(next(iter(trainers.values())), args.profile)
 
+    # Wall time, and the process's CPU time: on a shared machine the CPU time of this
+    # single-threaded process is the steadier measure of the work (it leaves out the time
+    # other processes held the core).
     seconds = {model: [] for model in trainers}
+    cpu_seconds = {model: [] for model in trainers}
     for round_ in range(args.rounds):
         for model, trainer in trainers.items():
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             trainer.train_epoch()
             seconds[model].append(time.perf_counter() - start)
-            print(f"round {round_ + 1}: {model} {seconds[model][-1]:.1f} s", flush=True)
+            cpu_seconds[model].append(time.process_time() - cpu_start)
+            print(f"round {round_ + 1}: {model} {seconds[model][-1]:.1f} s "
+                  f"({cpu_seconds[model][-1]:.1f} s CPU)", flush=True)
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
     print("\n| model | parameters | train graphs | s / epoch (fastest) | s / epoch (median) "
-          "| preparation s (once) |")
-    print("|---|---:|---:|---:|---:|---:|")
+          "| CPU s / epoch (fastest) | preparation s (once) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for model, trainer in trainers.items():
         times = sorted(seconds[model])
         print(f"| {model} | {trainer.num_parameters:,} | {len(trainer.splits.train)} "
-              f"| {times[0]:.1f} | {times[len(times) // 2]:.1f} | {prepare[model]:.1f} |")
+              f"| {times[0]:.1f} | {times[len(times) // 2]:.1f} | {min(cpu_seconds[model]):.1f} "
+              f"| {prepare[model]:.1f} |")
     names = list(trainers)
     if len(names) == 2:
-        first, second = (min(seconds[name]) for name in names)
-        print(f"\nratio {names[0]} / {names[1]} (fastest epochs): {first / second:.2f}")
+        for what, measured in (("wall", seconds), ("CPU", cpu_seconds)):
+            first, second = (min(measured[name]) for name in names)
+            print(f"ratio {names[0]} / {names[1]} ({what} time, fastest epochs): "
+                  f"{first / second:.2f}")
 
 
 def profile_steps(trainer: Trainer, steps: int) -> None:

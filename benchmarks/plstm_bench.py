@@ -41,18 +41,21 @@ def molecule_batch(path: Path, count: int):
 
 
 def measure(rows: dict, repeats: int) -> dict:
-    """``name -> (median seconds, peak bytes)`` of each ``name -> (fn, runs)``, the rounds
-    interleaved so that a change of machine load hits every row alike (the first call of each
-    also measures peak memory and warms up)."""
+    """``name -> (median wall seconds, median CPU seconds, peak bytes)`` of each ``name -> (fn,
+    runs)``, the rounds interleaved so that a change of machine load hits every row alike (the
+    first call of each also measures peak memory and warms up). The CPU time is this process's
+    (one thread): on a shared machine it leaves out the time other processes held the core."""
     peaks = {name: peak_bytes(fn) for name, (fn, _) in rows.items()}
-    times = {name: [] for name in rows}
+    times = {name: ([], []) for name in rows}
     for round_ in range(repeats):
         for name, (fn, runs) in rows.items():
             if round_ < runs:
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 fn()
-                times[name].append(time.perf_counter() - start)
-    return {name: (sorted(ts)[len(ts) // 2], peaks[name]) for name, ts in times.items()}
+                times[name][0].append(time.perf_counter() - start)
+                times[name][1].append(time.process_time() - cpu_start)
+    return {name: (*(sorted(ts)[len(ts) // 2] for ts in both), peaks[name])
+            for name, both in times.items()}
 
 
 def fwd_bwd(module_or_fn, *args):
@@ -113,20 +116,22 @@ def main(argv=None):
     print(f"\nforward + backward, width {args.width}, {args.heads} heads (median of {args.repeats}, "
           f"rounds interleaved; reference: 1 run); load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs")
-    print(f"| {'what':<29} | {'ms':>10} | {'peak MiB':>9} |")
-    print(f"|{'-' * 31}|{'-' * 12}|{'-' * 11}|")
-    for name, (secs, peak) in results.items():
-        print(f"| {name:<29} | {secs * 1e3:>10.1f} | {peak / 2**20:>9.1f} |")
-    times = {name: secs for name, (secs, _) in results.items()}
+    print(f"| {'what':<29} | {'ms':>10} | {'CPU ms':>10} | {'peak MiB':>9} |")
+    print(f"|{'-' * 31}|{'-' * 12}|{'-' * 12}|{'-' * 11}|")
+    for name, (secs, cpu, peak) in results.items():
+        print(f"| {name:<29} | {secs * 1e3:>10.1f} | {cpu * 1e3:>10.1f} | {peak / 2**20:>9.1f} |")
     print()
-    for backend in ("levels", "parallel", "auto"):
-        print(f"{backend} is {times['plstm op, reference'] / times[f'plstm op, {backend}']:.0f}x "
-              f"faster than the per-edge reference")
+    for column, what in ((0, "wall"), (1, "CPU")):
+        times = {name: result[column] for name, result in results.items()}
+        reference = times["plstm op, reference"]
+        ratios = ", ".join(f"{backend} {reference / times[f'plstm op, {backend}']:.0f}x"
+                           for backend in ("levels", "parallel", "auto"))
+        print(f"{what} time: faster than the per-edge reference: {ratios}")
+        print(f"{what} time: PLSTMConv / GINConv "
+              f"{times['PLSTMConv (prepared graph)'] / times['GINConv']:.1f}x (prepared graph), "
+              f"{times['PLSTMConv (from edge_index)'] / times['GINConv']:.1f}x (building the DAG "
+              f"in the call)")
     print(f"auto picks {auto_backend(graph)!r} for this batch (PLSTMConv above uses auto)")
-    print(f"PLSTMConv / GINConv time: {times['PLSTMConv (prepared graph)'] / times['GINConv']:.1f}x "
-          f"(prepared graph), {times['PLSTMConv (from edge_index)'] / times['GINConv']:.1f}x "
-          f"(building the DAG in the call)")
-
 
 if __name__ == "__main__":
     main()
