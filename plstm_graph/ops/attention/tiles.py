@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 #: The cascades compute scores in base 2, ``log2(e) s q.k``, and weights with ``exp2``: on
-#: CPU, ``torch.exp2`` is 1.6-2.5x faster than ``torch.exp`` and, unlike it, has no slow path
+#: CPU, ``torch.exp2`` is 1.4-2.5x faster than ``torch.exp`` and, unlike it, has no slow path
 #: for -inf (masked scores), so masks need no clamp and no multiplication after the
 #: exponential (FlashAttention-2 does the same on GPUs).
 LOG2E = math.log2(math.e)
