@@ -86,21 +86,24 @@ def summarize(pattern: str, figure: str | None = None) -> str:
     for run in runs:
         by_model.setdefault(run["model"], []).append(run)
     ext_key = next(key for key in runs[0] if key.startswith("extrapolation_acc_"))
-    lines = ["| model | parameters | seeds | test acc (64 px) | extrapolation acc (128 px) "
-             "| train s / run |",
-             "|---|---|---|---|---|---|"]
+    size, ext_size = runs[0]["size"], ext_key.rsplit("_", 1)[1]
+    lines = [f"| model | parameters | seeds | steps x batch | test acc ({size} px) "
+             f"| extrapolation acc ({ext_size} px) | train CPU s / run |",
+             "|---|---|---|---|---|---|---|"]
     for model, group in by_model.items():
         def stat(key):
             values = [run[key] for run in group]
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             return f"{statistics.mean(values):.3f} ± {spread:.3f}"
-        lines.append(f"| {model} | {group[0]['parameters']:,} | {len(group)} | {stat('test_acc')} | "
-                     f"{stat(ext_key)} | {statistics.mean(run['train_seconds'] for run in group):.0f} |")
+        cpu = statistics.mean(run["train_cpu_seconds"] for run in group)
+        lines.append(f"| {model} | {group[0]['parameters']:,} | {len(group)} | "
+                     f"{group[0]['steps']} x {group[0]['batch_size']} | {stat('test_acc')} | "
+                     f"{stat(ext_key)} | {cpu:.0f} |")
     if figure:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(5, 3))
-        panels = (("test_acc", "test 64 px"), (ext_key, "extrapolation 128 px"))
+        panels = (("test_acc", f"test {size} px"), (ext_key, f"extrapolation {ext_size} px"))
         for offset, (key, label) in enumerate(panels):
             for i, (model, group) in enumerate(by_model.items()):
                 values = [run[key] for run in group]
