@@ -195,7 +195,7 @@ def make_layout(blocks: list[Block], num_nodes: int, num_edges: int, num_lines: 
     edge_of, source_of = (node_of.new_empty(num_edges, heads) for _ in range(2))
     transition_of, transition_t_of = (node_of.new_empty(num_lines, heads) for _ in range(2))
     offsets = {kind: [0, *itertools.accumulate(sizes[kind])] for kind in sizes}
-    for i, (block, (count, depth, width)) in enumerate(zip(blocks, shapes)):
+    for i, (block, (_, depth, _)) in enumerate(zip(blocks, shapes)):
         def slots(kind, slot):  # [items, H]: where each item sits, for every head
             return offsets[kind][i] + head * (sizes[kind][i] // heads) + slot[:, None]
 
