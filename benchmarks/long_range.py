@@ -37,8 +37,10 @@ def accuracy(model, loader) -> float:
     return hits / total
 
 
-def train_one(model_name: str, dataset: LongRangeDataset, args) -> dict:
-    """Train ``model_name`` on ``dataset``; test accuracy at the best validation epoch."""
+def train_one(model_name: str, dataset: LongRangeDataset, args):
+    """Train ``model_name`` on ``dataset``, yielding the row so far after every epoch: test
+    accuracy at the best validation epoch, ``finished`` once training has stopped (so an
+    interrupted run still leaves its last row)."""
     torch.manual_seed(args.seed)
     model = GraphModel(model_name, dataset.num_keys, features="onehot",
                        node_channels=dataset.num_node_features, hidden=args.hidden,
@@ -56,25 +58,32 @@ def train_one(model_name: str, dataset: LongRangeDataset, args) -> dict:
     for epoch in range(1, args.epochs + 1):
         model.train()
         start = time.perf_counter()
+        hits = total = 0
         for batch in loaders["train"]:
-            loss = F.cross_entropy(model(batch)[batch.root_mask], batch.y[batch.root_mask])
+            logits = model(batch)[batch.root_mask]
+            target = batch.y[batch.root_mask]
+            loss = F.cross_entropy(logits, target)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
+            hits += int((logits.argmax(-1) == target).sum())
+            total += len(target)
         seconds.append(time.perf_counter() - start)
         valid = accuracy(model, loaders["valid"])
         if valid > best["valid"]:
+            # "train": accuracy on the epoch's batches as they were trained (no extra pass).
             best = {"valid": valid, "test": accuracy(model, loaders["test"]), "epoch": epoch,
-                    "train": accuracy(model, loaders["train"])}
+                    "train": hits / total}
         if args.verbose:
             print(f"  {model_name} depth {dataset.depth} epoch {epoch}: loss {loss.item():.3f} "
                   f"valid {valid:.3f}", flush=True)
-        if valid == 1.0:  # nothing left to select
-            break
-    return {"model": model_name, "depth": dataset.depth, "kind": dataset.kind,
-            "parameters": count_parameters(model), "epochs": epoch,
-            "seconds_per_epoch": sum(seconds) / len(seconds), **best}
+        done = valid == 1.0 or epoch == args.epochs  # at 1.0 nothing is left to select
+        yield {"model": model_name, "depth": dataset.depth, "kind": dataset.kind,
+               "parameters": count_parameters(model), "epochs": epoch,
+               "seconds_per_epoch": sum(seconds) / len(seconds), "finished": done, **best}
+        if done:
+            return
 
 
 def plot(rows: list, path: Path, kind: str, chance: float):
@@ -142,18 +151,25 @@ def train_all(args) -> list:
         dataset = LongRangeDataset(args.kind, depth, sizes=sizes, seed=args.seed,
                                    values=args.values, num_keys=args.num_keys)
         for name in args.models.split(","):
-            row = {**train_one(name, dataset, args), "values": args.values}
-            rows.append(row)
+            rows.append(None)
+            for row in train_one(name, dataset, args):
+                rows[-1] = {**row, "values": args.values}
+                if args.out:  # after every epoch: an interrupted run keeps its rows
+                    args.out.parent.mkdir(parents=True, exist_ok=True)
+                    args.out.write_text(json.dumps(rows, indent=1))
             print(f"{args.kind} depth {depth:>3} {name:>9}: test {row['test']:.3f} (valid "
                   f"{row['valid']:.3f}, train {row['train']:.3f}, epoch {row['epoch']}/"
                   f"{row['epochs']}), {row['seconds_per_epoch']:.1f} s/epoch", flush=True)
-            if args.out:
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(json.dumps(rows, indent=1))
     print(f"\nlongrange-{args.kind} ({args.values} values): test accuracy at the sink (chance "
           f"{1 / args.num_keys:.2f}), {args.layers} layers, hidden {args.hidden}, <= {args.epochs} "
           f"epochs, {sizes[0]} training graphs, {args.threads} thread(s)")
     return rows
+
+
+def cell(row: dict) -> str:
+    """``test (best epoch / epochs run)``, marked when the run was stopped before it ended."""
+    stopped = "" if row.get("finished", True) else ", stopped"
+    return f"{row['test']:.3f} ({row['epoch']}/{row['epochs']}{stopped})"
 
 
 def print_table(rows: list):
@@ -164,9 +180,7 @@ def print_table(rows: list):
     print("| kind | depth | " + " | ".join(models) + " |")
     print("|---|---:|" + "---:|" * len(models))
     for kind, depth in sorted({(row["kind"], row["depth"]) for row in rows}):
-        cells = [f"{table[m, kind, depth]['test']:.3f} ({table[m, kind, depth]['epoch']}/"
-                 f"{table[m, kind, depth]['epochs']})" if (m, kind, depth) in table else ""
-                 for m in models]
+        cells = [cell(table[m, kind, depth]) if (m, kind, depth) in table else "" for m in models]
         print(f"| {kind} | {depth} | " + " | ".join(cells) + " |")
 
 
