@@ -33,6 +33,7 @@ holds the patch's ink (``1 - grey / 255``, background 0) row-major, ``pos`` its 
 ``edge_index`` the grid DAG's edges to the right and down (orientation ``"given"``).
 """
 import math
+import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Dict, NamedTuple, Optional
@@ -321,3 +322,23 @@ def parse_ape_name(name: str) -> Optional[int]:
     if not size.isdigit():
         raise ValueError(f"name: expected {APE_PREFIX}<size in px>, e.g. 'ape-64', got {name!r}")
     return int(size)
+
+
+_SPEC = re.compile(r"(\d+)((?:-[pd]\d+)*)")
+
+
+def parse_ape_spec(name: str) -> Optional[dict]:
+    """``load_ape`` arguments from a name ``ape-<size>[-p<patch>][-d<downsample>]``, or ``None``
+    for other names: ``"ape-192-p32-d1"`` -> ``{"size": 192, "patch": 32, "downsample": 1}``
+    (the paper's 192 px scene undownsampled, in 6 x 6 patches of 32 px)."""
+    if not name.startswith(APE_PREFIX):
+        return None
+    match = _SPEC.fullmatch(name[len(APE_PREFIX):])
+    options = re.findall(r"-([pd])(\d+)", match.group(2)) if match else []
+    keys = [key for key, _ in options]
+    if not match or len(set(keys)) != len(keys):
+        raise ValueError(f"name: expected {APE_PREFIX}<size>[-p<patch>][-d<downsample>] in px, "
+                         f"e.g. 'ape-64' or 'ape-192-p32-d1', got {name!r}")
+    spec = {"size": int(match.group(1))}
+    spec.update({{"p": "patch", "d": "downsample"}[key]: int(value) for key, value in options})
+    return spec

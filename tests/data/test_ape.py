@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from plstm_graph.data import get_dataset
-from plstm_graph.data.ape import (APEConfig, Scene, arrow_strokes, generate, load_ape, patchify,
-                                  ray_hits_circle, render_scene, sample_scene, scene_seed)
+from plstm_graph.data.ape import (APEConfig, Scene, arrow_strokes, generate, load_ape,
+                                  parse_ape_spec, patchify, ray_hits_circle, render_scene,
+                                  sample_scene, scene_seed)
 
 CONFIG = APEConfig()  # ape-64: the paper's 192 px scenes drawn at a third of the size
 
@@ -152,3 +153,16 @@ def test_registry_name_and_errors():
         load_ape(64, num_train=0)
     with pytest.raises(ValueError, match="split"):
         load_ape(64, num_train=2, num_valid=2, num_test=2).extrapolation(split="train")
+
+
+def test_names_with_patch_and_downsample():
+    assert parse_ape_spec("ape-64") == {"size": 64}
+    assert parse_ape_spec("ape-192-p32-d1") == {"size": 192, "patch": 32, "downsample": 1}
+    assert parse_ape_spec("ape-96-d2") == {"size": 96, "downsample": 2}
+    assert parse_ape_spec("tpsa") is None
+    for bad in ("ape-big", "ape-64-p", "ape-64-q8", "ape-64-p8-p16", "ape-64p8"):
+        with pytest.raises(ValueError, match="name"):
+            parse_ape_spec(bad)
+    bench = load_ape(**parse_ape_spec("ape-96-p16-d2"), num_train=2, num_valid=2, num_test=2,
+                     num_extrapolation=2)
+    assert bench.config.grid == 6 and bench.dataset[0].x.shape == (36, 256)
