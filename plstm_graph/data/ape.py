@@ -314,16 +314,6 @@ def load_ape(size: int = 64, root=None, *, seed: int = 42, num_train: int = 1000
     return APEBenchmark(dataset, seed, num_extrapolation)
 
 
-def parse_ape_name(name: str) -> Optional[int]:
-    """The image size of an ``ape-<size>`` name, or ``None`` for other names."""
-    if not name.startswith(APE_PREFIX):
-        return None
-    size = name[len(APE_PREFIX):]
-    if not size.isdigit():
-        raise ValueError(f"name: expected {APE_PREFIX}<size in px>, e.g. 'ape-64', got {name!r}")
-    return int(size)
-
-
 _SPEC = re.compile(r"(\d+)((?:-[pd]\d+)*)")
 
 

@@ -5,14 +5,15 @@ molecule sets (``ogbg-molbace``, ...), the TU sets of the pLSTM paper available 
 (``MUTAG``, ``NCI1``, ``PROTEINS``, ``PTC_MR``), ``tu:NAME`` for any other TU dataset, and the
 embedded default ``tpsa``, the directed data ``enas`` (architecture DAGs), ``sst`` and
 ``sst-binary`` (sentiment trees, node-level labels), and the generated arrow-pointing images
-``ape-<size>`` (e.g. ``ape-64``, see :mod:`plstm_graph.data.ape`), and the generated long-range
+``ape-<size>[-p<patch>][-d<downsample>]`` (e.g. ``ape-64``, ``ape-192-p32-d1``, see
+:mod:`plstm_graph.data.ape`), and the generated long-range
 look-ups ``longrange-<kind>-<depth>`` (e.g. ``longrange-dag-16``, ``longrange-tree-64``, see
 :mod:`plstm_graph.data.longrange`). Keyword arguments go to the loader (``download``, ``transform``).
 """
 from functools import partial
 from typing import Callable, Dict, List, Optional
 
-from plstm_graph.data.ape import load_ape, parse_ape_name
+from plstm_graph.data.ape import load_ape, parse_ape_spec
 from plstm_graph.data.benchmark import BenchmarkDataset
 from plstm_graph.data.enas import load_enas
 from plstm_graph.data.longrange import load_longrange, parse_longrange_name
@@ -51,9 +52,9 @@ def get_dataset(name: str, root: Optional[PathLike] = None, **kwargs) -> Benchma
     """
     if isinstance(name, str) and name.startswith(TU_PREFIX):
         return load_tu(name[len(TU_PREFIX):], root=root, **kwargs)
-    ape_size = parse_ape_name(name) if isinstance(name, str) else None
-    if ape_size is not None:
-        return load_ape(ape_size, root=root, **kwargs)
+    ape = parse_ape_spec(name) if isinstance(name, str) else None
+    if ape is not None:
+        return load_ape(**ape, root=root, **kwargs)
     if parse_longrange_name(name) is not None:
         return load_longrange(name, root=root, **kwargs)
     if name not in _LOADERS:
