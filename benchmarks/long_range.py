@@ -101,7 +101,7 @@ def plot(rows: list, path: Path, kind: str, chance: float):
     ax.set_ylabel("test accuracy at the sink")
     ax.set_ylim(0, 1.02)
     ax.set_title(f"longrange-{kind}")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower left")  # the top is where pLSTM runs
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
