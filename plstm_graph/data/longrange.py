@@ -120,18 +120,18 @@ def make_graph(kind: str, depth: int, num_keys: int, width: int, fan_in: int, la
     asked = int(np.flatnonzero(keys == query)[0])
     # The source asked for holds the label (a distinct value: swapped there).
     if values == "distinct":
-        values = rng.permutation(num_keys)
-        values[values == label], values[asked] = values[asked], label
+        held = rng.permutation(num_keys)
+        held[held == label], held[asked] = held[asked], label
     else:
-        values = rng.integers(num_keys, size=num_keys)
-        values[asked] = label
+        held = rng.integers(num_keys, size=num_keys)
+        held[asked] = label
 
     x = np.zeros((num_nodes, 3 + 3 * num_keys), dtype=np.float32)
     role = np.full(num_nodes, INNER)
     role[sources], role[sink] = SOURCE, SINK
     x[np.arange(num_nodes), role] = 1
     x[sources, 3 + keys] = 1
-    x[sources, 3 + num_keys + values] = 1
+    x[sources, 3 + num_keys + held] = 1
     x[sink, 3 + 2 * num_keys + query] = 1
     y = np.full(num_nodes, -1)
     y[sink] = label

@@ -63,10 +63,9 @@ class TrainConfig:
         if not warmup_given and self.warmup_epochs is not None:
             # A default warm-up (the TU protocol's 5 of 100 epochs) scales down with the run.
             self.warmup_epochs = min(self.warmup_epochs, 0.05 * self.epochs)
+        model = get_model(self.model, **(self.model_options or {}))  # bad options fail here
         if self.pooling is None:
-            self.pooling = get_model(self.model, **(self.model_options or {})).default_pooling
-        else:
-            get_model(self.model, **(self.model_options or {}))  # bad options fail here
+            self.pooling = model.default_pooling
         check_one_of(self.pooling, "pooling", POOLINGS)
         for name in ("epochs", "batch_size", "hidden", "layers", "heads"):
             check_positive_int(getattr(self, name), name)

@@ -46,8 +46,7 @@ class Block:
     num_nodes: int
     num_edges: int
     node_rows: Tensor  # [count * num_nodes] source node at each node slot
-    edge_rows: Tensor  # [count * num_edges] edge at each edge slot (level order)
-    dst_rows: Tensor  # [count * num_edges] target node of that edge
+    dst_rows: Tensor  # [count * num_edges] target node of the edge at each edge slot (level order)
     edges: Tensor  # [e] batch ids of this block's edges
     edge_slot: Tensor  # [e] their edge slot
     source_slot: Tensor  # [e] their slot (e, src e) in the [count, num_edges, num_nodes] layout
@@ -135,7 +134,6 @@ def make_blocks(edge_index: Tensor, line_index: Tensor, edge_level: Tensor,
         blocks.append(Block(
             count=count, num_nodes=width, num_edges=depth,
             node_rows=rows(count * width, node_slot, nodes, num_nodes),
-            edge_rows=rows(count * depth, edge_slot[edges], edges, len(src)),
             dst_rows=rows(count * depth, edge_slot[edges], dst[edges], num_nodes),
             edges=tensor(edges), edge_slot=tensor(edge_slot[edges]),
             source_slot=tensor(source_slot), lines=tensor(lines),
