@@ -102,7 +102,9 @@ def report(summary: dict, run_dir: Path) -> None:
     if "per_fold" in summary:
         print(f"test {metric}: {summary['test_mean']:.4f} ± {summary['test_std']:.4f} over "
               f"{summary['folds']} folds (valid {summary['valid_mean']:.4f} ± "
-              f"{summary['valid_std']:.4f}); {summary['parameters']:,} parameters")
+              f"{summary['valid_std']:.4f}; test at the last epoch "
+              f"{summary['test_last_mean']:.4f} ± {summary['test_last_std']:.4f}); "
+              f"{summary['parameters']:,} parameters")
     else:
         print(f"test {metric}: {summary['test']:.4f} at epoch {summary['best_epoch']} of best "
               f"valid {metric} {summary['valid']:.4f}; {summary['parameters']:,} parameters")

@@ -13,11 +13,17 @@ from .run import run_training
 TABLE, JSON, PLOT = "results.md", "results.json", "results.png"
 
 
-def test_values(summary: dict) -> list[float]:
+def test_values(summary: dict, key: str = "test") -> list[float]:
     """The test metric of every fold of a run summary (one value without folds; NaN where a
-    run diverged before its first epoch)."""
+    run diverged before its first epoch, or for ``key="test_last"`` in a summary written
+    before that field existed).
+
+    Args:
+        key: ``"test"`` (at the epoch of best validation metric) or ``"test_last"`` (at the
+            last epoch).
+    """
     rows = summary["per_fold"] if "per_fold" in summary else [summary]
-    return [float("nan") if row["test"] is None else row["test"] for row in rows]
+    return [float("nan") if row.get(key) is None else row[key] for row in rows]
 
 
 def seconds_per_epoch(summary: dict) -> float | None:
@@ -57,33 +63,47 @@ def compare(datasets, models, seeds, out_dir, progress: bool = True, **settings)
                          for seed in seeds]
             diverged = any(s.get("status") == "diverged" for s in summaries)
             values = np.array([v for s in summaries for v in test_values(s)], dtype=float)
+            last = np.array([v for s in summaries for v in test_values(s, "test_last")],
+                            dtype=float)
             rows.append({"dataset": dataset, "model": model, "metric": summaries[0]["metric"],
                          "parameters": summaries[0]["parameters"], "seeds": list(seeds),
                          "status": "diverged" if diverged else "finished",
                          "runs": len(values),
                          "test_mean": None if diverged else float(values.mean()),
                          "test_std": None if diverged else float(values.std()),
+                         "test_last_mean": None if diverged else float(last.mean()),
+                         "test_last_std": None if diverged else float(last.std()),
                          "seconds_per_epoch": mean_seconds(summaries)})
             write_results(rows, out_dir, settings)
     return rows
 
 
+def _mean_std(mean: float | None, std: float | None) -> str:
+    """``"0.8123 ± 0.0456"``; ``"-"`` where runs predate the value (NaN or missing)."""
+    if mean is None or mean != mean:
+        return "-"
+    return f"{mean:.4f} ± {std:.4f}"
+
+
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| dataset | metric | model | parameters | test (mean ± std) | runs | s / epoch |",
-             "|---|---|---|---:|---|---:|---:|"]
+    lines = ["| dataset | metric | model | parameters | test (mean ± std) "
+             "| test at the last epoch | runs | s / epoch |",
+             "|---|---|---|---:|---|---|---:|---:|"]
     for row in rows:
-        test = ("diverged" if row.get("status") == "diverged"
-                else f"{row['test_mean']:.4f} ± {row['test_std']:.4f}")
+        diverged = row.get("status") == "diverged"
+        test = "diverged" if diverged else _mean_std(row["test_mean"], row["test_std"])
+        last = "diverged" if diverged else _mean_std(row.get("test_last_mean"),
+                                                     row.get("test_last_std"))
         seconds = "-" if row["seconds_per_epoch"] is None else f"{row['seconds_per_epoch']:.2f}"
         lines.append(f"| {row['dataset']} | {row['metric']} | {row['model']} | "
-                     f"{row['parameters']:,} | {test} | {row['runs']} | {seconds} |")
+                     f"{row['parameters']:,} | {test} | {last} | {row['runs']} | {seconds} |")
     return "\n".join(lines) + "\n"
 
 
 def write_results(rows: list[dict], out_dir: Path, settings: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     note = ("std over all runs (folds x seeds, ddof=0); test metric at the epoch of best "
-            "validation metric.\n\nSettings: " +
+            "validation metric, and at the last epoch.\n\nSettings: " +
             ", ".join(f"{key}={value}" for key, value in settings.items()) + "\n\n")
     write_text(note + markdown_table(rows), out_dir / TABLE)
     write_json({"settings": settings, "rows": rows}, out_dir / JSON)

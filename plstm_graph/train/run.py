@@ -56,12 +56,12 @@ def aggregate(config: TrainConfig, spec, fold_summaries: list[dict]) -> dict:
                "world_size": fold_summaries[0].get("world_size", 1),
                "status": ("diverged" if any(s.get("status") == "diverged" for s in fold_summaries)
                           else "finished")}
-    for key in ("train", "valid", "test", "seconds_per_epoch"):
-        values = np.array([np.nan if s[key] is None else s[key] for s in fold_summaries],
+    for key in ("train", "valid", "test", "test_last", "seconds_per_epoch"):
+        values = np.array([np.nan if s.get(key) is None else s[key] for s in fold_summaries],
                           dtype=float)
         summary[f"{key}_mean"], summary[f"{key}_std"] = float(values.mean()), float(values.std())
     summary["per_fold"] = [{key: s.get(key) for key in ("best_epoch", "train", "valid", "test",
-                                                         "status")}
+                                                         "test_last", "status")}
                            for s in fold_summaries]
     return summary
 

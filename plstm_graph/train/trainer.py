@@ -250,6 +250,8 @@ class Trainer:
             "epochs": self.epoch, "best_epoch": best.get("epoch"),
             "train": best.get(f"train_{metric}"), "valid": best.get(f"valid_{metric}"),
             "test": best.get(f"test_{metric}"),
+            # The other selection rule (SPEC section 6: the paper's TU numbers are last-epoch ones).
+            "test_last": self.history[-1][f"test_{metric}"] if self.history else None,
             **{f"{split}_{name}": best.get(f"{split}_{name}")
                for name in metric_names(self.spec)[1:] for split in ("valid", "test")},
             "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,

@@ -73,6 +73,7 @@ def test_run_folder_contents_and_re_evaluation(tmp_path, make_toy):
     assert [row["epoch"] for row in rows] == [1, 2, 3]
     best = max(rows, key=lambda row: row["valid_rocauc"])
     assert summary["best_epoch"] == best["epoch"] and summary["test"] == best["test_rocauc"]
+    assert summary["test_last"] == rows[-1]["test_rocauc"]  # the other selection rule
     again = evaluate_run(tmp_path, spec=spec)
     assert again["runs"][0]["epoch"] == summary["best_epoch"]
     assert again["runs"][0]["valid"] == pytest.approx(summary["valid"], abs=1e-6)
@@ -87,6 +88,9 @@ def test_k_fold_runs_report_mean_and_std_over_folds(tmp_path, make_toy):
     assert summary["folds"] == 3 and [row["test"] for row in summary["per_fold"]] == tests
     assert summary["test_mean"] == pytest.approx(sum(tests) / 3)
     assert summary["test_std"] == pytest.approx(torch.tensor(tests).std(unbiased=False).item())
+    last = [read_metrics(tmp_path / f"fold_{k}")[-1]["test_rocauc"] for k in range(3)]
+    assert [row["test_last"] for row in summary["per_fold"]] == last
+    assert summary["test_last_mean"] == pytest.approx(sum(last) / 3)
     with pytest.raises(ValueError, match="folds must be at most 3"):
         run_training(TrainConfig(dataset="toy", model="gcn", folds=4), tmp_path / "x",
                      progress=False, spec=spec)
