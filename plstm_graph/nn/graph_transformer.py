@@ -5,6 +5,7 @@ from torch import Tensor
 from torch.nn import Linear
 
 from ..ops.attention import einsum_attention
+from ..ops.attention.tiles import Tiles
 from .residual_block import ResidualBlock
 
 
@@ -15,7 +16,8 @@ class GraphAttention(torch.nn.Module):
 
     Shapes:
         - **input:** node features :math:`(N, d)`, batch vector :math:`(N)` (sorted, as in
-          a PyG ``Batch``; ``None`` for a single graph)
+          a PyG ``Batch``; ``None`` for a single graph), optionally the batch's
+          :meth:`layout`, built once and shared by the layers that see the same batch
         - **output:** :math:`(N, d)`
     """
 
@@ -38,12 +40,18 @@ class GraphAttention(torch.nn.Module):
         for lin in (self.lin_query, self.lin_key, self.lin_value, self.lin_out):
             lin.reset_parameters()
 
-    def forward(self, x: Tensor, batch: Tensor | None = None) -> Tensor:
+    def layout(self, batch: Tensor | None, num_nodes: int) -> Tiles | None:
+        """The cascade's tile layout of ``batch`` (``None`` for the 3-pass one, which has none):
+        pass it to :meth:`forward` of every layer with the same ``chunk_size`` on this batch."""
+        return None if self.passes == 3 else Tiles.from_batch(batch, num_nodes, self.chunk_size)
+
+    def forward(self, x: Tensor, batch: Tensor | None = None, tiles: Tiles | None = None) -> Tensor:
         # One product for the three projections (one GEMM forward, two backward).
         weight = torch.cat([self.lin_query.weight, self.lin_key.weight, self.lin_value.weight])
         qkv = F.linear(x, weight).view(x.size(0), 3, self.heads, self.channels // self.heads)
         q, k, v = qkv.unbind(1)
-        out = einsum_attention(q, k, v, batch, passes=self.passes, chunk_size=self.chunk_size)
+        out = einsum_attention(q, k, v, batch, passes=self.passes, chunk_size=self.chunk_size,
+                               tiles=tiles)
         return self.lin_out(out.reshape(x.size(0), self.channels))
 
     def __repr__(self) -> str:
@@ -93,8 +101,16 @@ class GraphTransformerBlock(ResidualBlock):
     def attention(self) -> GraphAttention:
         return self.mixer
 
-    def forward(self, x: Tensor, batch: Tensor | None = None) -> Tensor:
-        return super().forward(x, batch)
+    def forward(self, x: Tensor, batch: Tensor | None = None, tiles: Tiles | None = None) -> Tensor:
+        return super().forward(x, batch, tiles=tiles)
+
+    def forward_shared(self, x: Tensor, inputs) -> Tensor:
+        """:meth:`forward` on a model's batch (a :class:`~plstm_graph.nn.BlockInputs`), with the
+        tile layout built once per batch and shared by every block of the same chunk size."""
+        attention = self.attention
+        tiles = inputs.cached(("attention_tiles", attention.passes, attention.chunk_size),
+                              lambda: attention.layout(inputs.batch, x.size(0)))
+        return self(x, inputs.batch, tiles=tiles)
 
     def __repr__(self) -> str:
         return repr(self.mixer).replace(type(self.mixer).__name__, type(self).__name__, 1)

@@ -119,4 +119,4 @@ class Attention(ModelSpec):
         return GraphTransformerBlock(hidden, heads=heads)
 
     def call_block(self, block, x, inputs):
-        return block(x, inputs.batch)
+        return block.forward_shared(x, inputs)

@@ -19,4 +19,4 @@ class ViT(ImageModelSpec):
         return GraphTransformerBlock(hidden, heads)
 
     def call_block(self, block, x, inputs: BlockInputs):
-        return block(x, inputs.batch)
+        return block.forward_shared(x, inputs)

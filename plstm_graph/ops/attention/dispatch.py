@@ -6,12 +6,13 @@ from torch import Tensor
 
 from .naive import naive_attention
 from .one_pass import one_pass_attention
+from .tiles import Tiles
 from .two_pass import two_pass_attention
 
 
 def einsum_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] = None,
                      passes: int = 1, chunk_size: int = 64, causal: bool = False,
-                     scale: Optional[float] = None) -> Tensor:
+                     scale: Optional[float] = None, tiles: Optional[Tiles] = None) -> Tensor:
     r"""Softmax attention among the nodes of each graph of a PyG batch, written as a
     cascade of einsums (FuseMax, Nayak et al., MICRO 2024):
 
@@ -45,13 +46,17 @@ def einsum_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] = 
         chunk_size (int): keys per chunk of the 1- and 2-pass cascades.
         causal (bool): node n attends only to the nodes n' <= n of its graph (node order).
         scale (float, optional): score scale; default ``K ** -0.5``.
+        tiles (Tiles, optional): the 1- and 2-pass cascades' layout of ``batch``,
+            ``Tiles.from_batch(batch, N, chunk_size, causal)``, for callers that run several
+            attention layers on one batch and build it once (built here otherwise; unused
+            by ``passes=3``).
 
     Shapes:
         - **input:** q :math:`(N, H, K)`, k :math:`(N, H, K)`, v :math:`(N, H, V)`,
           batch :math:`(N)`
         - **output:** :math:`(N, H, V)`
     """
-    _check(q, k, v, batch, passes, chunk_size, causal, scale)
+    _check(q, k, v, batch, passes, chunk_size, causal, scale, tiles)
     # Half inputs are computed in float32 (CPUs lack half matmuls, and sums of many weights
     # would round), with autocast off so that it does not cast the products back down.
     dtype = q.dtype
@@ -61,11 +66,12 @@ def einsum_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] = 
             out = naive_attention(q, k, v, batch, causal=causal, scale=scale)
         else:
             cascade = one_pass_attention if passes == 1 else two_pass_attention
-            out = cascade(q, k, v, batch, chunk_size=chunk_size, causal=causal, scale=scale)
+            out = cascade(q, k, v, batch, chunk_size=chunk_size, causal=causal, scale=scale,
+                          tiles=tiles)
     return out.to(dtype)
 
 
-def _check(q, k, v, batch, passes, chunk_size, causal, scale) -> None:
+def _check(q, k, v, batch, passes, chunk_size, causal, scale, tiles) -> None:
     for name, x in (("q", q), ("k", k), ("v", v)):
         if not isinstance(x, Tensor):
             raise ValueError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}")
@@ -101,3 +107,12 @@ def _check(q, k, v, batch, passes, chunk_size, causal, scale) -> None:
         raise ValueError(f"`causal` must be a bool, got {causal!r}")
     if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))):
         raise ValueError(f"`scale` must be a float or None, got {scale!r}")
+    if tiles is not None:
+        if not isinstance(tiles, Tiles):
+            raise ValueError(f"`tiles` must be a Tiles layout or None, got {type(tiles).__name__}")
+        if (tiles.slot.numel() != q.size(0) or tiles.causal != causal
+                or tiles.chunk_size > chunk_size):
+            raise ValueError(
+                f"`tiles` must be the layout of this call, Tiles.from_batch(batch, {q.size(0)}, "
+                f"{chunk_size}, {causal}); got one of {tiles.slot.numel()} nodes, tile size "
+                f"{tiles.chunk_size}, causal={tiles.causal}")

@@ -31,7 +31,6 @@ Tensors in this layout have shape ``[H, T, C, D]`` (heads, tiles, tile size, fea
 padding slots hold zeros.
 """
 import math
-import weakref
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Dict, List, Optional, Tuple, Union
@@ -81,8 +80,9 @@ class Tiles:
     r"""Where every node sits in the ``[H, T, C, D]`` tile layout, and which key tile each
     query tile meets at each step.
 
-    Build it with :meth:`from_batch` (or :meth:`for_batch`, which reuses the layout of the
-    last batch tensor it saw); :meth:`pack` and :meth:`unpack` move tensors between PyG node
+    Build it with :meth:`from_batch`, once per batch: every attention layer of a model can
+    share it (the layout with its masks takes about 1 ms on a molecule batch, 5-10 % of an
+    attention call). :meth:`pack` and :meth:`unpack` move tensors between PyG node
     order ``[N, H, D]`` and the tile layout; :meth:`qk`, :meth:`pv` and :meth:`ptx_add_` are
     the three products of a step, and :meth:`scores` the masked :meth:`qk`.
     """
@@ -172,28 +172,6 @@ class Tiles:
             (slot == torch.arange(num_nodes, device=device)).all())
         return cls(C, causal, slot, source, graph.view(T, C), position.view(T, C),
                    (graph >= 0).view(T, C), num_large, steps, mixed, identity)
-
-    @classmethod
-    def for_batch(cls, batch: Optional[Tensor], num_nodes: int, chunk_size: int,
-                  causal: bool = False) -> "Tiles":
-        r""":meth:`from_batch`, reused while it is called with the same ``batch`` tensor
-        (unchanged: same version counter) and arguments: every attention layer of a model
-        sees the same batch, and the layout with its masks takes about 1 ms to build on a
-        molecule batch (5-10 % of an attention call). Inference tensors (no version
-        counter) get a new layout at each call."""
-        if batch is not None and batch.is_inference():
-            return cls.from_batch(batch, num_nodes, chunk_size, causal)
-        key = (num_nodes, chunk_size, causal, None if batch is None else batch._version)
-        last = _LAST_TILES.get("entry")
-        if last is not None:
-            ref, last_key, tiles = last
-            if last_key == key and (ref is None if batch is None else ref() is batch):
-                return tiles
-        tiles = cls.from_batch(batch, num_nodes, chunk_size, causal)
-        # A weak reference: the cache neither keeps the batch alive nor matches a new
-        # tensor that happens to reuse a freed one's id.
-        _LAST_TILES["entry"] = (None if batch is None else weakref.ref(batch), key, tiles)
-        return tiles
 
     @property
     def num_tiles(self) -> int:
@@ -346,8 +324,3 @@ def _blocks(n: int, padded: bool) -> List[Step]:
     return [Step(slice(a, min(a + A, n)), span=slice(j, min(j + r, n)),
                  masked=padded and j + r >= n, first=j == 0)
             for a in range(0, n, A) for j in range(0, n, r)]
-
-
-#: The last layout :meth:`Tiles.for_batch` built, under "entry": (weak reference to its batch
-#: tensor, (num_nodes, chunk_size, causal, batch version), Tiles).
-_LAST_TILES: dict = {}

@@ -26,7 +26,7 @@ from .tiles import LOG2E, Tiles
 
 def two_pass_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] = None,
                        chunk_size: int = 64, causal: bool = False,
-                       scale: Optional[float] = None) -> Tensor:
+                       scale: Optional[float] = None, tiles: Optional[Tiles] = None) -> Tensor:
     r"""Softmax attention inside each graph, by the 2-pass cascade.
 
     Args:
@@ -36,12 +36,15 @@ def two_pass_attention(q: Tensor, k: Tensor, v: Tensor, batch: Optional[Tensor] 
         chunk_size: keys per chunk (M0).
         causal: node n attends only to nodes n' <= n of its graph.
         scale: score scale, default ``K ** -0.5`` as in ``scaled_dot_product_attention``.
+        tiles: the layout of ``batch`` (:meth:`Tiles.from_batch`), when the caller shares one
+            between layers; built here otherwise.
 
     Returns:
         [N, H, V]; a row with no key to attend to is 0.
     """
     scale = q.size(-1) ** -0.5 if scale is None else scale
-    tiles = Tiles.for_batch(batch, q.size(0), chunk_size, causal)
+    if tiles is None:
+        tiles = Tiles.from_batch(batch, q.size(0), chunk_size, causal)
     return tiles.unpack(two_pass_tiles(tiles.pack(q) * scale, tiles.pack(k), tiles.pack(v), tiles))
 
 
