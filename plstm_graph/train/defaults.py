@@ -14,8 +14,10 @@ FAMILY_DEFAULTS = {
     # TPSA is a sum of per-atom contributions: sum pooling reads it off directly. Chosen on the
     # validation split: 10 epochs of batch 32 at lr 2e-3 (pLSTM: valid RMSE 10.6, R^2 ~ 0.96).
     "tpsa": {"epochs": 10, "batch_size": 32, "lr": 2e-3, "pooling": "sum"},
-    # The pLSTM paper's TU protocol: 100 epochs, 5 warm-up epochs.
-    "tu": {"epochs": 100, "warmup_epochs": 5.0},
+    # The pLSTM paper's TU protocol: 100 epochs, 5 warm-up epochs. pLSTM pools by sum, chosen
+    # on validation (MUTAG, 10 folds, seed 0: valid accuracy 0.932 with sum, 0.911 with mean,
+    # 0.863 with mean at batch 32).
+    "tu": {"epochs": 100, "warmup_epochs": 5.0, "models": {"plstm": {"pooling": "sum"}}},
     "ogb": {"epochs": 30},
     # Chosen on validation splits (README, results on DAGs and trees): sum pooling for enas (pLSTM valid RMSE
     # 0.00312 against 0.00472 with mean); batch 32 at lr 2e-3 for sst (at batch 64 and lr 1e-3
