@@ -124,7 +124,9 @@ def test_config_errors_name_the_setting(kwargs, match):
 
 def test_settings_come_from_the_dataset_family_and_are_recorded():
     tu = TrainConfig(dataset="MUTAG", model="plstm")
-    assert (tu.epochs, tu.warmup_epochs, tu.pooling) == (100, 5.0, "mean")
+    assert (tu.epochs, tu.warmup_epochs, tu.pooling) == (100, 5.0, "sum")
+    assert TrainConfig(dataset="MUTAG", model="attention").pooling == "mean"  # the model's own
+    assert TrainConfig(dataset="MUTAG", model="plstm", preset="paper").pooling == "mean"
     assert TrainConfig(dataset="MUTAG", epochs=20).warmup_epochs == 1.0  # scales with the run
     assert TrainConfig(dataset="MUTAG", epochs=20, warmup_epochs=3.0).warmup_epochs == 3.0
     paper = TrainConfig(dataset="MUTAG", model="gin", preset="paper")
