@@ -1,7 +1,7 @@
 """``plstm-graph compare``: several models on the same datasets, splits and seeds."""
 from pathlib import Path
 
-from .train import TRAINING_OPTIONS, add_training_options, registered_models, setup_torch
+from .train import add_training_options, registered_models, setup_torch, training_settings
 
 
 def _names(text: str) -> list[str]:
@@ -45,8 +45,7 @@ def run(args) -> int:
     datasets = _names(args.dataset)
     if not datasets:
         raise ValueError("--dataset: give at least one dataset name")
-    settings = {key: getattr(args, key) for key in TRAINING_OPTIONS
-                if getattr(args, key) is not None}
+    settings = training_settings(args)
     rows = compare(datasets, models, _seeds(args.seeds), args.out,
                    progress=not args.no_progress, **settings)
     print(markdown_table(rows), end="")

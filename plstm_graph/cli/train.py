@@ -1,4 +1,5 @@
 """``plstm-graph train``: train a model on a dataset (default: pLSTM on the embedded TPSA set)."""
+import json
 import time
 from pathlib import Path
 
@@ -45,6 +46,10 @@ def add_training_options(parser) -> None:
     group.add_argument("--heads", type=int, help=f"pLSTM / attention heads (base {BASE['heads']})")
     group.add_argument("--pooling", choices=("mean", "sum"),
                        help="graph pooling (default: the dataset's, else the model's)")
+    group.add_argument("--model-option", action="append", metavar="KEY=VALUE",
+                       help="an option of the model (repeatable; VALUE read as JSON when it "
+                            "parses, else as text), e.g. --model-option arrangement=paired; "
+                            "see `plstm-graph models`")
     group.add_argument("--folds", type=int,
                        help="k-fold datasets (TU): run folds 0..FOLDS-1 and report mean ± std "
                             "(default: fold 0 only; 10 = the full protocol)")
@@ -78,10 +83,32 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run, on_interrupt=interrupted)
 
 
+def model_options(args) -> dict:
+    """``--model-option KEY=VALUE`` pairs as the ``model_options`` of a TrainConfig (empty when
+    none is given)."""
+    options = {}
+    for item in args.model_option or ():
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--model-option must be KEY=VALUE with KEY an option name, "
+                             f"got {item!r}")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return options
+
+
+def training_settings(args, names=TRAINING_OPTIONS) -> dict:
+    """The TrainConfig fields set on the command line (``names``, and ``--model-option``)."""
+    given = {key: getattr(args, key) for key in names if getattr(args, key) is not None}
+    options = model_options(args)
+    return given | ({"model_options": options} if options else {})
+
+
 def config_from_args(args):
     from ..train.config import TrainConfig
-    given = {key: getattr(args, key) for key in RUN_OPTIONS if getattr(args, key) is not None}
-    return TrainConfig(**given)
+    return TrainConfig(**training_settings(args, RUN_OPTIONS))
 
 
 def setup_torch(args) -> None:
@@ -123,7 +150,7 @@ def resolve_run(args):
     """The run's config and folder, validated before any work is done."""
     from ..train.run import load_config
     if args.resume:
-        given = [f"--{key.replace('_', '-')}" for key in RUN_OPTIONS + ("out",)
+        given = [f"--{key.replace('_', '-')}" for key in RUN_OPTIONS + ("out", "model_option")
                  if getattr(args, key) is not None]
         if given:
             raise ValueError(f"--resume takes every setting from {args.resume}/config.json; "

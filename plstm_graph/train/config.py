@@ -58,7 +58,10 @@ class TrainConfig:
             check_one_of(self.preset, "preset", PRESETS)
         warmup_given = self.warmup_epochs is not None
         for name, value in defaults_for(self.dataset, self.model, self.preset).items():
-            if getattr(self, name) is None:
+            if name == "model_options" and self.model_options is not None:
+                # The caller's options win; a preset's other options stay.
+                self.model_options = {**value, **self.model_options}
+            elif getattr(self, name) is None:
                 setattr(self, name, value)
         if not warmup_given and self.warmup_epochs is not None:
             # A default warm-up (the TU protocol's 5 of 100 epochs) scales down with the run.

@@ -198,3 +198,28 @@ def test_ape_runs_score_the_larger_images_too(tmp_path, capsys):
     summary = summary_of(run_dir)
     assert summary["extrapolation_graphs"] == 16 and 0 <= summary["extrapolation_acc"] <= 1
     assert f"extrapolation acc: {summary['extrapolation_acc']:.4f}" in capsys.readouterr().out
+
+
+def test_model_options_from_the_command_line(tmp_path, capsys):
+    run_dir = tmp_path / "paired"
+    assert main(["train", "--model", "plstm", "--model-option", "arrangement=paired",
+                 "--out", str(run_dir), *TINY, "--epochs", "1"]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model_options"] == {"arrangement": "paired"}
+    for option, error in (("arrangement", "--model-option must be KEY=VALUE"),
+                          ("arrangement=spiral", "arrangement must be one of"),
+                          ("width=3", "model_options {'width': 3} do not fit model 'plstm'")):
+        assert main(["train", "--model-option", option, "--out", str(tmp_path / "x"), *TINY]) == 2
+        assert error in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    assert main(["train", "--resume", str(run_dir), "--model-option", "gates=official"]) == 2
+    assert "drop --model-option" in capsys.readouterr().err
+    assert main(["models"]) == 0
+    assert "--model-option arrangement=alternate, gates=default" in capsys.readouterr().out
+
+
+def test_a_model_option_keeps_the_presets_other_options():
+    from plstm_graph.train import TrainConfig
+    config = TrainConfig(dataset="MUTAG", preset="paper", model_options={"gates": "default"})
+    assert config.model_options == {"arrangement": "paired", "gates": "default"}
+    assert TrainConfig.from_dict(config.to_dict()) == config
