@@ -11,7 +11,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..nn import models  # noqa: F401  (registers the built-in models)
+    from ..nn import models  # registers the built-in models
     from ..nn.registry import get_model, model_names
     for name in model_names():
         spec = get_model(name)
@@ -20,6 +20,8 @@ def run(args) -> int:
         options = options_of(type(spec))
         if options:
             print(f"{'':<12} --model-option {', '.join(options)}")
+    every = ", ".join(f"{key}={'|'.join(values)}" for key, values in models.MODEL_OPTIONS.items())
+    print(f"every model: --model-option {every} (the first value is the default)")
     return 0
 
 

@@ -9,6 +9,7 @@ from torch_geometric.nn import GATConv, GCNConv, GINEConv
 from .conv_block import ConvBlock
 from .graph_transformer import GraphTransformerBlock
 from .plstm_block import PLSTMBlock, plstm_layer_plan
+from .plstm_conv import INITS
 from ..graph.validation import check_one_of
 from .registry import ModelSpec, register_model
 from .residual_block import mlp
@@ -36,6 +37,8 @@ class PLSTM(ModelSpec):
         gates: ``"default"`` (this library's initialisation: saturated transitions, Source and
             Mark at 0.5, see :class:`~plstm_graph.PLSTMConv`) or ``"official"`` (the official
             graph code's: :meth:`~plstm_graph.PLSTMConv.reset_official_gates`).
+        projections: ``"default"`` or ``"official"`` (q, k, v and output projections with
+            biases and small init, no :math:`1/\sqrt{K}`; see :class:`~plstm_graph.PLSTMConv`).
     """
 
     name = "plstm"
@@ -43,10 +46,12 @@ class PLSTM(ModelSpec):
     supports_edge_attr = True
     default_pooling = "mean"  # the pLSTM paper pools pLSTM by mean, baselines by sum
 
-    def __init__(self, arrangement: str = "alternate", gates: str = "default"):
+    def __init__(self, arrangement: str = "alternate", gates: str = "default",
+                 projections: str = "default"):
         check_one_of(arrangement, "arrangement", ARRANGEMENTS)
-        check_one_of(gates, "gates", ("default", "official"))
-        self.arrangement, self.gates = arrangement, gates
+        check_one_of(gates, "gates", INITS)
+        check_one_of(projections, "projections", INITS)
+        self.arrangement, self.gates, self.projections = arrangement, gates, projections
 
     def layer_plan(self, num_layers):
         return ARRANGEMENTS[self.arrangement](num_layers)
@@ -56,10 +61,8 @@ class PLSTM(ModelSpec):
 
     def init_block(self, hidden, heads, layer, edge_dim):
         mode, reverse = layer
-        block = PLSTMBlock(hidden, heads=heads, mode=mode, edge_dim=edge_dim, reverse=reverse)
-        if self.gates == "official":
-            block.conv.reset_official_gates()
-        return block
+        return PLSTMBlock(hidden, heads=heads, mode=mode, edge_dim=edge_dim, reverse=reverse,
+                          gates=self.gates, projections=self.projections)
 
     def call_block(self, block, x, inputs):
         conv = block.conv

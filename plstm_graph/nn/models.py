@@ -1,7 +1,7 @@
 """Graph- and node-level models: encoder, a stack of registered blocks, pooling and a head."""
 import torch
 from torch import Tensor
-from torch.nn import Linear, ModuleList, RMSNorm
+from torch.nn import Identity, Linear, ModuleList, ReLU, RMSNorm, Sequential
 from torch_geometric.nn import global_add_pool, global_mean_pool
 
 from ..graph.orientation import ORIENTATIONS
@@ -14,6 +14,15 @@ from .registry import BlockInputs, get_model, model_names
 POOLINGS = {"mean": global_mean_pool, "sum": global_add_pool}
 #: One output row per graph or per node (a dataset's ``task_level``).
 TASK_LEVELS = ("graph", "node")
+#: GraphModel's own options, which ``model_options`` may carry beside the mixer's.
+MODEL_OPTIONS = {"head": ("linear", "mlp"), "edge_features": ("encoded", "ends")}
+
+
+def split_model_options(options: dict | None) -> tuple[dict, dict]:
+    """``model_options`` as (GraphModel's own, :data:`MODEL_OPTIONS`; the mixer spec's)."""
+    options = options or {}
+    own = {key: value for key, value in options.items() if key in MODEL_OPTIONS}
+    return own, {key: value for key, value in options.items() if key not in MODEL_OPTIONS}
 
 
 class GraphModel(torch.nn.Module):
@@ -22,12 +31,14 @@ class GraphModel(torch.nn.Module):
     1. an input encoder (OGB ``AtomEncoder`` / ``BondEncoder``, linear layers for float features,
        or a token embedding) plus a sinusoidal encoding of each node's neighbour count;
     2. edge features: the encoded input edge features, or :math:`(x_u + x_v) / 2` of the encoded
-       node features when the dataset has none (SPEC section 6);
+       node features when the dataset has none or ``edge_features="ends"`` (SPEC section 6);
     3. ``layers`` blocks of the registered model ``model`` (see
        :mod:`~plstm_graph.nn.registry`; :func:`~plstm_graph.nn.registry.model_names` lists them),
        each ``x + mix(RMSNorm(x))``, ``x + MLP(RMSNorm(x))``;
     4. a final RMSNorm and, for graph-level tasks, mean or sum pooling per graph; a linear head,
-       initialised to zero so that training starts from the mean prediction.
+       initialised to zero so that training starts from the mean prediction (``head="mlp"``:
+       no final norm, and Linear -> ReLU -> Linear with PyTorch's default initialisation, the
+       official pLSTM graph code's head).
        Regression outputs are rescaled by ``target_std`` and shifted by ``target_mean`` (see
        :meth:`set_target_scale`), so predictions are in the units of the targets.
 
@@ -49,7 +60,11 @@ class GraphModel(torch.nn.Module):
         task_level: ``"graph"`` (one output row per graph) or ``"node"`` (one per node).
         orientation: ``"index"`` (undirected data oriented lower -> higher index) or ``"given"``.
         model_options: keyword options of the model's spec (e.g. ``{"arrangement": "paired"}``
-            for pLSTM).
+            for pLSTM); it may also carry ``head`` and ``edge_features``.
+        head: ``"linear"`` or ``"mlp"`` (see 4.).
+        edge_features: ``"encoded"`` (the dataset's edge features, when it has any) or
+            ``"ends"`` (:math:`(x_u + x_v) / 2` always: the official pLSTM graph code leaves bond
+            labels unused).
 
     Shapes:
         - **input:** a PyG ``Batch`` (or ``Data``) with ``x``, ``edge_index``, optional
@@ -62,9 +77,14 @@ class GraphModel(torch.nn.Module):
                  node_channels: int | None = None, edge_channels: int = 0, hidden: int = 64,
                  layers: int = 4, heads: int = 4, pooling: str | None = None,
                  task_level: str = "graph", orientation: str = "index",
-                 model_options: dict | None = None):
+                 model_options: dict | None = None, head: str = "linear",
+                 edge_features: str = "encoded"):
         super().__init__()
-        self.spec = get_model(model, **(model_options or {}))
+        own, spec_options = split_model_options(model_options)
+        head, edge_features = own.get("head", head), own.get("edge_features", edge_features)
+        check_one_of(head, "head", MODEL_OPTIONS["head"])
+        check_one_of(edge_features, "edge_features", MODEL_OPTIONS["edge_features"])
+        self.spec = get_model(model, **spec_options)
         pooling = pooling or self.spec.default_pooling
         check_one_of(pooling, "pooling", POOLINGS)
         check_one_of(task_level, "task_level", TASK_LEVELS)
@@ -81,20 +101,29 @@ class GraphModel(torch.nn.Module):
 
         self.node_encoder = FeatureEncoder(hidden, features, node_channels, kind="node")
         self.edge_encoder = (FeatureEncoder(hidden, features, edge_channels, kind="edge")
-                             if edge_channels else None)
+                             if edge_channels and edge_features == "encoded" else None)
         self.degree_encoding = DegreeEncoding(hidden)
         self.extra = self.spec.init_extra(hidden)
         self.plan = self.spec.layer_plan(layers)
         edge_dim = hidden if self.spec.supports_edge_attr else None
         self.blocks = ModuleList(self.spec.init_block(hidden, heads, layer, edge_dim)
                                  for layer in self.plan)
-        self.norm = RMSNorm(hidden, eps=1e-5)
-        self.head = Linear(hidden, out_channels)
+        self.head_kind = head
+        if head == "mlp":
+            self.norm = Identity()
+            self.head = Sequential(Linear(hidden, hidden), ReLU(), Linear(hidden, out_channels))
+        else:
+            self.norm = RMSNorm(hidden, eps=1e-5)
+            self.head = Linear(hidden, out_channels)
         self.register_buffer("target_mean", torch.zeros(out_channels))
         self.register_buffer("target_std", torch.ones(out_channels))
         self._reset_head()
 
     def _reset_head(self):
+        if self.head_kind == "mlp":  # the official code's head, as PyTorch initialises it
+            for layer in (self.head[0], self.head[2]):
+                layer.reset_parameters()
+            return
         # A zero head starts every prediction at the training mean (uniform class scores): with
         # sum pooling a random head's output grows with graph size and the first epochs are
         # spent undoing it.

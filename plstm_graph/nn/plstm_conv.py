@@ -24,11 +24,15 @@ INITIAL_BIAS = {"source": 0.0, "mark": 0.0, "direct": GATE_BIAS, "transition": 1
 #: the node a line edge passes through (without edge features also those of the far ends).
 GATE_TERMS = ("source", "mark", "direct", "transition", "transition_in", "transition_out")
 
+#: Initialisations of :class:`PLSTMConv` (its ``gates`` and ``projections`` arguments).
+INITS = ("default", "official")
+
 
 class PLSTMConv(torch.nn.Module):
     r"""The pLSTM layer of Pöppel et al. (arXiv 2506.11997) on the line graph of a DAG.
 
-    For every head, with :math:`q_n = W_q x_n / \sqrt{K}`, :math:`k_n = W_k x_n`,
+    For every head, with :math:`q_n = W_q x_n / \sqrt{K}` (``projections="official"``: no
+    :math:`\sqrt{K}`), :math:`k_n = W_k x_n`,
     :math:`v_n = W_v x_n`, and for a DAG edge :math:`e = (a \to n)`, a line edge
     :math:`e' = (a' \to n) \to e = (n \to b)`:
 
@@ -71,6 +75,14 @@ class PLSTMConv(torch.nn.Module):
         recompute: recompute cell states in backward instead of storing them.
         transition_scale: the factor :math:`s` (default: the mode's entry of ``TRANSITION_SCALE``;
             1 with a bias of :math:`\mathcal N(0, 10^2)` is the official graph code).
+        gates: ``"default"`` (the initialisation above) or ``"official"`` (the official graph
+            code's, ml-jku/plstm ``pLSTMGraphEdgeLayer``, SPEC section 6:
+            :meth:`reset_official_gates`).
+        projections: ``"default"`` (:math:`W_q, W_k, W_v, W_O` without biases, weights normal
+            with std 0.02, :math:`q` divided by :math:`\sqrt{K}`) or ``"official"`` (the
+            official graph code's: with biases, weights
+            :math:`\mathcal N(0, 2 / (5\, \text{fan\_in}))` ("small init"), biases 0, no
+            :math:`\sqrt{K}`).
 
     Shapes:
         - **input:** node features :math:`(N, F_{in})`; ``edge_index`` :math:`(2, E_{in})` or a
@@ -83,13 +95,16 @@ class PLSTMConv(torch.nn.Module):
                  edge_dim: int | None = None, key_dim: int | None = None,
                  value_dim: int | None = None, reverse: bool = False, orientation: str = "index",
                  backend: str = "auto", recompute: bool = False,
-                 transition_scale: float | None = None):
+                 transition_scale: float | None = None, gates: str = "default",
+                 projections: str = "default"):
         super().__init__()
         check_positive_int(in_channels, "in_channels")
         check_positive_int(out_channels, "out_channels")
         check_positive_int(heads, "heads")
         check_one_of(mode, "mode", MODES)
         check_one_of(backend, "backend", BACKENDS)
+        check_one_of(gates, "gates", INITS)
+        check_one_of(projections, "projections", INITS)
         if edge_dim is not None:
             check_positive_int(edge_dim, "edge_dim")
         if value_dim is None:
@@ -103,23 +118,30 @@ class PLSTMConv(torch.nn.Module):
         self.mode, self.edge_dim, self.reverse = mode, edge_dim, reverse
         self.orientation, self.backend, self.recompute = orientation, backend, recompute
         self.key_dim, self.value_dim = key_dim, value_dim
+        self.gate_init, self.projection_init = gates, projections
         self.transition_scale = TRANSITION_SCALE[mode] if transition_scale is None else transition_scale
+        # q is divided by this (sqrt(K) as in attention; the official graph layers do not scale).
+        self.query_divisor = 1.0 if projections == "official" else math.sqrt(key_dim)
 
-        self.lin_query = Linear(in_channels, heads * key_dim, bias=False)
-        self.lin_key = Linear(in_channels, heads * key_dim, bias=False)
-        self.lin_value = Linear(in_channels, heads * value_dim, bias=False)
+        bias = projections == "official"
+        self.lin_query = Linear(in_channels, heads * key_dim, bias=bias)
+        self.lin_key = Linear(in_channels, heads * key_dim, bias=bias)
+        self.lin_value = Linear(in_channels, heads * value_dim, bias=bias)
         # Without edge features the Transition also reads the far ends' node features.
         self.num_gate_terms = len(GATE_TERMS) if edge_dim is None else 4
         self.lin_gate = Linear(in_channels, self.num_gate_terms * heads)
         # Edge terms: Source, Mark, and Transition of the incoming and the outgoing edge.
         self.lin_edge_gate = None if edge_dim is None else Linear(edge_dim, 4 * heads, bias=False)
         self.norm_weight = Parameter(torch.empty(heads, value_dim))
-        self.lin_out = Linear(heads * value_dim, out_channels, bias=False)
+        self.lin_out = Linear(heads * value_dim, out_channels, bias=bias)
         self.reset_parameters()
 
     def reset_parameters(self):
         for lin in (self.lin_query, self.lin_key, self.lin_value, self.lin_out):
-            torch.nn.init.normal_(lin.weight, std=0.02)
+            std = math.sqrt(2 / (5 * lin.in_features)) if self.projection_init == "official" else 0.02
+            torch.nn.init.normal_(lin.weight, std=std)
+            if lin.bias is not None:
+                torch.nn.init.zeros_(lin.bias)
         # Gates start input-independent (weights 0, as in the official code), Transitions at 1
         # before the scale, i.e. near their bound.
         torch.nn.init.zeros_(self.lin_gate.weight)
@@ -129,6 +151,8 @@ class PLSTMConv(torch.nn.Module):
         if self.lin_edge_gate is not None:
             torch.nn.init.zeros_(self.lin_edge_gate.weight)
         torch.nn.init.ones_(self.norm_weight)
+        if self.gate_init == "official":
+            self.reset_official_gates()
 
     def reset_official_gates(self, generator: torch.Generator | None = None):
         r"""The official graph code's gates (ml-jku/plstm ``pLSTMGraphEdgeLayer``, SPEC section 6):
@@ -182,10 +206,13 @@ class PLSTMConv(torch.nn.Module):
         matrix product (the weights stay separate modules, as in PyG's ``TransformerConv``)."""
         lins = (self.lin_query, self.lin_key, self.lin_value, self.lin_gate)
         weight = torch.cat([lin.weight for lin in lins])
-        bias = F.pad(self.lin_gate.bias, (weight.size(0) - self.lin_gate.bias.numel(), 0))
+        if self.lin_query.bias is None:
+            bias = F.pad(self.lin_gate.bias, (weight.size(0) - self.lin_gate.bias.numel(), 0))
+        else:
+            bias = torch.cat([lin.bias for lin in lins])
         q, k, v, terms = F.linear(x, weight, bias).split([lin.out_features for lin in lins], -1)
         n, heads, key_dim = x.size(0), self.heads, self.key_dim
-        return (q.view(n, heads, key_dim) / math.sqrt(key_dim), k.view(n, heads, key_dim),
+        return (q.view(n, heads, key_dim) / self.query_divisor, k.view(n, heads, key_dim),
                 v.view(n, heads, self.value_dim), terms)
 
     def gates(self, x: Tensor, graph: LineGraph, edge_attr: Tensor | None = None):
@@ -230,7 +257,9 @@ class PLSTMConv(torch.nn.Module):
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
                 f"heads={self.heads}, mode={self.mode!r}, edge_dim={self.edge_dim}"
-                f"{', reverse=True' if self.reverse else ''})")
+                f"{', reverse=True' if self.reverse else ''}"
+                f"{', gates=' + repr(self.gate_init) if self.gate_init != 'default' else ''}"
+                f"{', projections=' + repr(self.projection_init) if self.projection_init != 'default' else ''})")
 
 
 def _line_edge_nodes(graph: LineGraph) -> tuple[Tensor, Tensor, Tensor]:

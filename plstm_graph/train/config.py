@@ -3,7 +3,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..graph.validation import check_one_of, check_positive_int
-from ..nn.models import POOLINGS
+from ..nn.models import MODEL_OPTIONS, POOLINGS, split_model_options
 from ..nn.registry import get_model, model_names
 from .defaults import PRESETS, defaults_for
 
@@ -66,7 +66,9 @@ class TrainConfig:
         if not warmup_given and self.warmup_epochs is not None:
             # A default warm-up (the TU protocol's 5 of 100 epochs) scales down with the run.
             self.warmup_epochs = min(self.warmup_epochs, 0.05 * self.epochs)
-        model = get_model(self.model, **(self.model_options or {}))  # bad options fail here
+        for name, value in split_model_options(self.model_options)[0].items():
+            check_one_of(value, name, MODEL_OPTIONS[name])
+        model = self.model_spec()  # bad options fail here
         if self.pooling is None:
             self.pooling = model.default_pooling
         check_one_of(self.pooling, "pooling", POOLINGS)
@@ -86,6 +88,11 @@ class TrainConfig:
         if self.hidden % self.heads or (self.hidden // self.heads) % 2:
             raise ValueError(f"heads must divide hidden ({self.hidden}) into even sizes per head, "
                              f"got heads={self.heads}")
+
+    def model_spec(self):
+        """The registered model's spec with this run's options (GraphModel's own options, such
+        as ``head``, left out)."""
+        return get_model(self.model, **split_model_options(self.model_options)[1])
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

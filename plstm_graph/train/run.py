@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..nn.registry import get_model
 from . import distributed
 from .callbacks import BEST, CURVE, SUMMARY, EpochHook, LearningCurve, ProgressBar, RunFolder
 from .checkpoint import load_checkpoint, read_json, write_json
@@ -26,8 +25,7 @@ CONFIG = "config.json"
 
 def prepared_graphs(spec, config: TrainConfig, cache: DataCache | None = None) -> PreparedGraphs:
     """The dataset's graphs with the line graphs ``config.model`` reads (and no others)."""
-    model = get_model(config.model, **(config.model_options or {}))
-    transform = model.transform(config.layers, getattr(spec, "orientation", "index"))
+    transform = config.model_spec().transform(config.layers, getattr(spec, "orientation", "index"))
     return (cache or DataCache()).graphs(spec, transform)
 
 

@@ -221,5 +221,7 @@ def test_model_options_from_the_command_line(tmp_path, capsys):
 def test_a_model_option_keeps_the_presets_other_options():
     from plstm_graph.train import TrainConfig
     config = TrainConfig(dataset="MUTAG", preset="paper", model_options={"gates": "default"})
-    assert config.model_options == {"arrangement": "paired", "gates": "default"}
+    assert config.model_options == {"arrangement": "paired", "gates": "default",
+                                    "projections": "official", "head": "mlp",
+                                    "edge_features": "ends"}
     assert TrainConfig.from_dict(config.to_dict()) == config

@@ -55,6 +55,26 @@ def test_forward_backward_every_mixer(mixer, features, edges):
     assert all(p.grad is not None for p in model.node_encoder.parameters())
 
 
+@pytest.mark.parametrize("mixer", ("plstm", "gin"))
+def test_the_official_head_and_edge_features_work_for_any_model(mixer):
+    """``head="mlp"`` (no final norm, Linear-ReLU-Linear) and ``edge_features="ends"`` ((x_u +
+    x_v) / 2 even where the data has bond features) are GraphModel's, not the mixer's."""
+    torch.manual_seed(0)
+    batch = make_batch(prepare=mixer == "plstm")
+    model = GraphModel(mixer, 3, node_channels=5, edge_channels=2, hidden=16, layers=2, heads=2,
+                       model_options={"head": "mlp", "edge_features": "ends"})
+    assert model.edge_encoder is None and isinstance(model.norm, torch.nn.Identity)
+    x, edge_attr = model.encode(batch)
+    src, dst = batch.edge_index
+    torch.testing.assert_close(edge_attr, (x[src] + x[dst]) / 2)
+    out = model(batch)
+    assert out.shape == (3, 3) and out.abs().max() > 0  # PyTorch's default init, not zero
+    out.square().sum().backward()
+    assert model.head[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="edge_features must be one of encoded, ends"):
+        GraphModel(mixer, 3, node_channels=5, edge_features="bonds")
+
+
 def with_random_head(model: GraphModel) -> GraphModel:
     """The head starts at zero (every output equal); comparisons need it to see the blocks."""
     torch.nn.init.normal_(model.head.weight)

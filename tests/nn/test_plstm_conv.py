@@ -42,6 +42,25 @@ def test_official_gates():
     assert float(bias.abs().max()) > 2.0  # drawn with standard deviation 10
 
 
+def test_official_projections():
+    """The official graph layer's q, k, v and output projections: biases, "small init" weights
+    N(0, 2 / (5 fan_in)), and no 1/sqrt(K) on q (which the per-head RMSNorm would undo in the
+    forward pass, but not in the gradients)."""
+    torch.manual_seed(0)
+    conv = pg.PLSTMConv(64, 64, heads=2, mode="D", projections="official")
+    for lin in (conv.lin_query, conv.lin_key, conv.lin_value, conv.lin_out):
+        assert lin.bias is not None and not bool(lin.bias.any())
+        assert abs(float(lin.weight.std()) - math.sqrt(2 / (5 * 64))) < 0.01
+    inputs = torch.randn(5, 64)
+    q, _, _, _ = conv.project(inputs)
+    torch.testing.assert_close(q.flatten(1), conv.lin_query(inputs))  # not divided by sqrt(K)
+    assert "projections='official'" in repr(conv)
+    conv.reset_parameters()  # keeps the official initialisation
+    assert abs(float(conv.lin_key.weight.std()) - math.sqrt(2 / (5 * 64))) < 0.01
+    with pytest.raises(ValueError, match="projections must be one of default, official"):
+        pg.PLSTMConv(16, 16, projections="small")
+
+
 def test_p_mode_transitions_respect_the_bound():
     x, edge_index = graph(RING_SMILES[1])
     conv = pg.PLSTMConv(16, 16, heads=2, mode="P")

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from plstm_graph.nn import GraphModel
+from plstm_graph.nn.models import count_parameters
 from plstm_graph.train import TrainConfig, evaluate_run, run_training
 from plstm_graph.train.callbacks import BEST, LAST, METRICS, SUMMARY
 from plstm_graph.train.trainer import better
@@ -138,13 +139,26 @@ def test_settings_come_from_the_dataset_family_and_are_recorded():
 
 def test_the_paper_preset_stacks_pLSTM_as_the_official_code():
     config = TrainConfig(dataset="MUTAG", model="plstm", preset="paper")
-    assert config.model_options == {"arrangement": "paired", "gates": "official"}
+    assert config.model_options == {"arrangement": "paired", "gates": "official",
+                                    "projections": "official", "head": "mlp",
+                                    "edge_features": "ends"}
     assert config.hidden == 96
-    model = GraphModel("plstm", 2, node_channels=7, hidden=96, layers=4,
+    # MUTAG: 7 node and 4 edge (bond) features, 2 classes
+    model = GraphModel("plstm", 2, node_channels=7, edge_channels=4, hidden=96, layers=4,
                        model_options=config.model_options)
     assert model.plan == [("P", False), ("D", False), ("P", True), ("D", True)]
     assert set(model.transform().line_graphs) == set(model.plan)
     assert all(block.conv.transition_scale == 1.0 for block in model.blocks)  # official gates
+    assert all(block.conv.lin_query.bias is not None for block in model.blocks)
+    assert model.edge_encoder is None  # bond labels unused: f_e = (x_u + x_v) / 2
+    assert [type(layer).__name__ for layer in model.head] == ["Linear", "ReLU", "Linear"]
+    # The official code's model on MUTAG has 469,602 parameters (SPEC section 6).
+    assert count_parameters(model) == 469_602
+    default = GraphModel("plstm", 2, node_channels=7, edge_channels=4, hidden=96, layers=4,
+                         model_options={"arrangement": "paired", "gates": "official"})
+    assert count_parameters(default) == 459_330  # no biases, bond encoder, linear head
+    with pytest.raises(ValueError, match="head must be one of linear, mlp"):
+        TrainConfig(model="gin", model_options={"head": "deep"})
     with pytest.raises(ValueError, match="arrangement must be one of alternate, paired"):
         TrainConfig(model="plstm", model_options={"arrangement": "spiral"})
     with pytest.raises(ValueError, match="model_options .* do not fit model 'gin'"):
