@@ -186,7 +186,8 @@ class GraphModel(torch.nn.Module):
         return (f"{self.__class__.__name__}({self.model!r}, out_channels={self.out_channels}, "
                 f"hidden={self.hidden}, layers={self.num_layers}, heads={self.heads}, "
                 f"pooling={self.pooling!r}"
-                f"{', task_level=' + repr(self.task_level) if self.task_level != 'graph' else ''})")
+                f"{', task_level=' + repr(self.task_level) if self.task_level != 'graph' else ''}"
+                f"{', head=' + repr(self.head_kind) if self.head_kind != 'linear' else ''})")
 
 
 def count_parameters(model: torch.nn.Module) -> int:

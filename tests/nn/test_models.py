@@ -64,6 +64,7 @@ def test_the_official_head_and_edge_features_work_for_any_model(mixer):
     model = GraphModel(mixer, 3, node_channels=5, edge_channels=2, hidden=16, layers=2, heads=2,
                        model_options={"head": "mlp", "edge_features": "ends"})
     assert model.edge_encoder is None and isinstance(model.norm, torch.nn.Identity)
+    assert repr(model).endswith("head='mlp')")
     x, edge_attr = model.encode(batch)
     src, dst = batch.edge_index
     torch.testing.assert_close(edge_attr, (x[src] + x[dst]) / 2)
