@@ -19,9 +19,12 @@ MODEL_OPTIONS = {"head": ("linear", "mlp"), "edge_features": ("encoded", "ends")
 
 
 def split_model_options(options: dict | None) -> tuple[dict, dict]:
-    """``model_options`` as (GraphModel's own, :data:`MODEL_OPTIONS`; the mixer spec's)."""
+    """``model_options`` as (GraphModel's own, :data:`MODEL_OPTIONS`, checked; the mixer
+    spec's, which the spec checks when it is built)."""
     options = options or {}
     own = {key: value for key, value in options.items() if key in MODEL_OPTIONS}
+    for name, value in own.items():
+        check_one_of(value, name, MODEL_OPTIONS[name])
     return own, {key: value for key, value in options.items() if key not in MODEL_OPTIONS}
 
 
@@ -80,10 +83,9 @@ class GraphModel(torch.nn.Module):
                  model_options: dict | None = None, head: str = "linear",
                  edge_features: str = "encoded"):
         super().__init__()
-        own, spec_options = split_model_options(model_options)
-        head, edge_features = own.get("head", head), own.get("edge_features", edge_features)
-        check_one_of(head, "head", MODEL_OPTIONS["head"])
-        check_one_of(edge_features, "edge_features", MODEL_OPTIONS["edge_features"])
+        own, spec_options = split_model_options(
+            {"head": head, "edge_features": edge_features, **(model_options or {})})
+        head, edge_features = own["head"], own["edge_features"]
         self.spec = get_model(model, **spec_options)
         pooling = pooling or self.spec.default_pooling
         check_one_of(pooling, "pooling", POOLINGS)

@@ -62,18 +62,16 @@ def compare(datasets, models, seeds, out_dir, progress: bool = True, **settings)
                                       progress=progress, cache=cache)
                          for seed in seeds]
             diverged = any(s.get("status") == "diverged" for s in summaries)
-            values = np.array([v for s in summaries for v in test_values(s)], dtype=float)
-            last = np.array([v for s in summaries for v in test_values(s, "test_last")],
-                            dtype=float)
-            rows.append({"dataset": dataset, "model": model, "metric": summaries[0]["metric"],
-                         "parameters": summaries[0]["parameters"], "seeds": list(seeds),
-                         "status": "diverged" if diverged else "finished",
-                         "runs": len(values),
-                         "test_mean": None if diverged else float(values.mean()),
-                         "test_std": None if diverged else float(values.std()),
-                         "test_last_mean": None if diverged else float(last.mean()),
-                         "test_last_std": None if diverged else float(last.std()),
-                         "seconds_per_epoch": mean_seconds(summaries)})
+            row = {"dataset": dataset, "model": model, "metric": summaries[0]["metric"],
+                   "parameters": summaries[0]["parameters"], "seeds": list(seeds),
+                   "status": "diverged" if diverged else "finished",
+                   "seconds_per_epoch": mean_seconds(summaries)}
+            for key in ("test", "test_last"):  # the two selection rules
+                values = np.array([v for s in summaries for v in test_values(s, key)], dtype=float)
+                row["runs"] = len(values)
+                row[f"{key}_mean"] = None if diverged else float(values.mean())
+                row[f"{key}_std"] = None if diverged else float(values.std())
+            rows.append(row)
             write_results(rows, out_dir, settings)
     return rows
 

@@ -3,7 +3,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..graph.validation import check_one_of, check_positive_int
-from ..nn.models import MODEL_OPTIONS, POOLINGS, split_model_options
+from ..nn.models import POOLINGS, split_model_options
 from ..nn.registry import get_model, model_names
 from .defaults import PRESETS, defaults_for
 
@@ -66,9 +66,7 @@ class TrainConfig:
         if not warmup_given and self.warmup_epochs is not None:
             # A default warm-up (the TU protocol's 5 of 100 epochs) scales down with the run.
             self.warmup_epochs = min(self.warmup_epochs, 0.05 * self.epochs)
-        for name, value in split_model_options(self.model_options)[0].items():
-            check_one_of(value, name, MODEL_OPTIONS[name])
-        model = self.model_spec()  # bad options fail here
+        model = self.model_spec()  # bad options (GraphModel's or the spec's) fail here
         if self.pooling is None:
             self.pooling = model.default_pooling
         check_one_of(self.pooling, "pooling", POOLINGS)
