@@ -29,7 +29,7 @@ IDS = [name for name, *_ in GRAPHS]
 
 @pytest.mark.parametrize("name,graph,orientation", GRAPHS, ids=IDS)
 @pytest.mark.parametrize("mode", ["P", "D"])
-@pytest.mark.parametrize("backend", ["levels", "parallel", "auto", "dense"])
+@pytest.mark.parametrize("backend", ["levels", "parallel", "mixed", "auto", "dense"])
 def test_backend_matches_reference(name, graph, orientation, mode, backend):
     g = pg.prepare_dag(*graph, mode=mode, orientation=orientation)
     assert_plstm_matches_reference(g, backend, heads=2, key_dim=3, value_dim=5)
@@ -64,7 +64,7 @@ def test_packing_cuts_where_padding_costs_more_than_a_block():
     assert pack(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)) == []
 
 
-@pytest.mark.parametrize("backend", ["levels", "parallel", "reference", "dense"])
+@pytest.mark.parametrize("backend", ["levels", "parallel", "mixed", "reference", "dense"])
 @pytest.mark.parametrize("mode", ["P", "D"])
 def test_gradcheck(backend, mode):
     g = pg.prepare_dag(*molecule("C1CC2CCC1C2"), mode=mode)
@@ -77,6 +77,38 @@ def test_auto_picks_parallel_for_small_graphs_only():
     assert auto_backend(pg.prepare_dag(*molecule(RING_SMILES[-1]))) == "parallel"
     big = pg.prepare_dag(*chain(PARALLEL_MAX_EDGES + 2), orientation="given")
     assert auto_backend(big) == "levels"
+    # Edgeless nodes beside a large graph leave nothing for the parallel form.
+    assert auto_backend(pg.prepare_dag(*disjoint_union([chain(PARALLEL_MAX_EDGES + 2),
+                                                        (torch.zeros(2, 0, dtype=torch.long), 3)]),
+                                       orientation="given")) == "levels"
+
+
+def mixed_batch():
+    """Small graphs (trees, molecules, an isolated node) around two too large for ``parallel``:
+    a chain and a grid (several paths per node, so D-mode prunes)."""
+    gen = torch.Generator().manual_seed(4)
+    given = [random_tree(9, gen), chain(PARALLEL_MAX_EDGES + 3), star(5),
+             (torch.zeros(2, 0, dtype=torch.long), 1), grid_dag(12, 13)]
+    union = disjoint_union([*given, *(molecule(s) for s in RING_SMILES[1:3])])
+    assert grid_dag(12, 13)[0].size(1) > PARALLEL_MAX_EDGES
+    return union
+
+
+@pytest.mark.parametrize("mode", ["P", "D"])
+@pytest.mark.parametrize("recompute", [False, True])
+def test_mixed_batch_runs_small_graphs_in_parallel_and_large_ones_by_levels(mode, recompute):
+    from plstm_graph.ops.plstm.mixed import split_of
+
+    g = pg.prepare_dag(*mixed_batch(), mode=mode)  # by index: the molecules are undirected
+    assert auto_backend(g) == "mixed"
+    split = split_of(g)
+    large = (chain(PARALLEL_MAX_EDGES + 3), grid_dag(12, 13))
+    assert split.large.graph.num_edges == sum(edges.size(1) for edges, _ in large)
+    assert auto_backend(split.small.graph) == "parallel"
+    assert auto_backend(split.large.graph) == "levels"
+    assert_plstm_matches_reference(g, "mixed", heads=2, key_dim=3, value_dim=2,
+                                   recompute=recompute)
+    assert_plstm_matches_reference(g, "auto", heads=1, key_dim=2, value_dim=3, seed=1)
 
 
 def test_registered_backend_is_dispatched_and_preferred_by_auto():
@@ -118,7 +150,7 @@ def test_no_edges_is_the_direct_term():
     torch.testing.assert_close(out, d[..., None] * (q * k).sum(-1, keepdim=True) * v)
 
 
-@pytest.mark.parametrize("backend", ["levels", "parallel", "reference", "dense"])
+@pytest.mark.parametrize("backend", ["levels", "parallel", "mixed", "reference", "dense"])
 def test_nan_is_not_hidden(backend):
     g = pg.prepare_dag(*chain(5), orientation="given")
     inputs = random_plstm_inputs(g, 1, 2, 2)

@@ -6,7 +6,7 @@ import plstm_graph as pg
 from plstm_graph.testing import (PLSTM_INPUT_NAMES, RING_SMILES, disjoint_union, molecule,
                                  outputs_and_grads, random_plstm_inputs)
 
-BACKENDS = ["reference", "levels", "parallel", "dense", "auto"]
+BACKENDS = ["reference", "levels", "parallel", "mixed", "dense", "auto"]
 
 
 @pytest.fixture(scope="module")

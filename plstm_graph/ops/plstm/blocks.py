@@ -88,14 +88,21 @@ def pack(num_nodes: np.ndarray, num_edges: np.ndarray, block_cost: float = BLOCK
     return runs[::-1]
 
 
+def weak_components(edge_index: Tensor, num_nodes: int) -> np.ndarray:
+    """The weakly connected component of every node: ``[num_nodes]`` ids ``0..C-1``."""
+    src, dst = edge_index.cpu().numpy()
+    adjacency = sp.coo_matrix((np.ones(len(src)), (src, dst)), shape=(num_nodes, num_nodes))
+    return connected_components(adjacency, directed=True, connection="weak")[1]
+
+
 def make_blocks(edge_index: Tensor, line_index: Tensor, edge_level: Tensor,
                 num_nodes: int) -> list[Block]:
     """Blocks of the components that have edges (the others only have a direct term)."""
     src, dst = edge_index.cpu().numpy()
     line_in, line_out = line_index.cpu().numpy()
     level = edge_level.cpu().numpy()
-    adjacency = sp.coo_matrix((np.ones(len(src)), (src, dst)), shape=(num_nodes, num_nodes))
-    num_comps, comp = connected_components(adjacency, directed=True, connection="weak")
+    comp = weak_components(edge_index, num_nodes)
+    num_comps = int(comp.max()) + 1 if num_nodes else 0
     # Only nodes that start an edge are columns of A_out: the others (sinks, about a quarter of
     # an index-oriented molecule's atoms) are left out of the blocks.
     sources = np.unique(src)
@@ -220,6 +227,15 @@ def layout_of(graph: LineGraph, heads: int) -> Layout:
     """The :class:`Layout` of ``graph``'s blocks for ``heads`` heads, computed once per graph."""
     return graph.cached(f"layout/{heads}", lambda g: make_layout(
         blocks_of(g), g.num_nodes, g.num_edges, g.num_line_edges, heads))
+
+
+def component_edges(graph: LineGraph) -> Tensor:
+    """``[N]``: the number of edges of each node's weakly connected component."""
+    def build(g):
+        comp = weak_components(g.edge_index, g.num_nodes)
+        counts = np.bincount(comp[g.edge_index[0].cpu().numpy()], minlength=comp.max(initial=-1) + 1)
+        return torch.as_tensor(counts[comp], device=g.edge_index.device)
+    return graph.cached("component_edges", build)
 
 
 def blocks_of(graph: LineGraph) -> list[Block]:

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ...graph.line_graph import LineGraph
 from ...graph.validation import check_one_of, check_shape
-from .blocks import blocks_of
+from .blocks import component_edges
 from .levels import plstm_levels
 from .naive import plstm_dense, plstm_reference
 from .parallel import plstm_parallel
@@ -63,12 +63,13 @@ def register_backend(name: str, fn: Backend, auto_for: Callable[[LineGraph], boo
 
 
 def auto_backend(graph: LineGraph) -> str:
-    """A registered preference that accepts ``graph``, else ``"parallel"`` when every graph of
-    the batch has at most :data:`PARALLEL_MAX_EDGES` edges, else ``"levels"``."""
+    """A registered preference that accepts ``graph`` (``"mixed"`` for batches with graphs on
+    both sides of :data:`PARALLEL_MAX_EDGES` edges), else ``"parallel"`` when every graph of
+    the batch has at most that many edges, else ``"levels"``."""
     for name, accepts in AUTO_PREFERENCES.items():
         if accepts(graph):
             return name
-    largest = max((block.num_edges for block in blocks_of(graph)), default=0)
+    largest = int(component_edges(graph).max()) if graph.num_nodes else 0
     return "parallel" if largest <= PARALLEL_MAX_EDGES else "levels"
 
 
