@@ -128,6 +128,11 @@ def test_settings_come_from_the_dataset_family_and_are_recorded():
     assert (tu.epochs, tu.warmup_epochs, tu.pooling) == (100, 5.0, "sum")
     assert TrainConfig(dataset="MUTAG", model="attention").pooling == "mean"  # the model's own
     assert TrainConfig(dataset="MUTAG", model="plstm", preset="paper").pooling == "mean"
+    # A dataset's own choice wins over its family's, for that model only; the caller's over both.
+    ptc = TrainConfig(dataset="PTC_MR", model="plstm")
+    assert (ptc.epochs, ptc.pooling) == (100, "mean")
+    assert TrainConfig(dataset="PTC_MR", model="gin").pooling == "sum"
+    assert TrainConfig(dataset="PTC_MR", model="plstm", pooling="sum").pooling == "sum"
     assert TrainConfig(dataset="MUTAG", epochs=20).warmup_epochs == 1.0  # scales with the run
     assert TrainConfig(dataset="MUTAG", epochs=20, warmup_epochs=3.0).warmup_epochs == 3.0
     paper = TrainConfig(dataset="MUTAG", model="gin", preset="paper")
