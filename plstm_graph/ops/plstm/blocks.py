@@ -95,13 +95,14 @@ def weak_components(edge_index: Tensor, num_nodes: int) -> np.ndarray:
     return connected_components(adjacency, directed=True, connection="weak")[1]
 
 
-def make_blocks(edge_index: Tensor, line_index: Tensor, edge_level: Tensor,
-                num_nodes: int) -> list[Block]:
-    """Blocks of the components that have edges (the others only have a direct term)."""
+def make_blocks(edge_index: Tensor, line_index: Tensor, edge_level: Tensor, num_nodes: int,
+                comp: np.ndarray | None = None) -> list[Block]:
+    """Blocks of the components that have edges (the others only have a direct term);
+    ``comp``: :func:`weak_components`, when already known."""
     src, dst = edge_index.cpu().numpy()
     line_in, line_out = line_index.cpu().numpy()
     level = edge_level.cpu().numpy()
-    comp = weak_components(edge_index, num_nodes)
+    comp = weak_components(edge_index, num_nodes) if comp is None else comp
     num_comps = int(comp.max()) + 1 if num_nodes else 0
     # Only nodes that start an edge are columns of A_out: the others (sinks, about a quarter of
     # an index-oriented molecule's atoms) are left out of the blocks.
@@ -229,10 +230,15 @@ def layout_of(graph: LineGraph, heads: int) -> Layout:
         blocks_of(g), g.num_nodes, g.num_edges, g.num_line_edges, heads))
 
 
+def components_of(graph: LineGraph) -> np.ndarray:
+    """:func:`weak_components` of ``graph``, computed once per graph."""
+    return graph.cached("components", lambda g: weak_components(g.edge_index, g.num_nodes))
+
+
 def component_edges(graph: LineGraph) -> Tensor:
     """``[N]``: the number of edges of each node's weakly connected component."""
     def build(g):
-        comp = weak_components(g.edge_index, g.num_nodes)
+        comp = components_of(g)
         counts = np.bincount(comp[g.edge_index[0].cpu().numpy()], minlength=comp.max(initial=-1) + 1)
         return torch.as_tensor(counts[comp], device=g.edge_index.device)
     return graph.cached("component_edges", build)
@@ -241,4 +247,4 @@ def component_edges(graph: LineGraph) -> Tensor:
 def blocks_of(graph: LineGraph) -> list[Block]:
     """The padded blocks of ``graph``, computed once per :class:`~plstm_graph.LineGraph`."""
     return graph.cached("blocks", lambda g: make_blocks(g.edge_index, g.line_index, g.edge_level,
-                                                        g.num_nodes))
+                                                        g.num_nodes, components_of(g)))
