@@ -81,10 +81,9 @@ def is_mixed(graph: LineGraph) -> bool:
 
 
 def _run(fn, part: Part, inputs, recompute: bool) -> Tensor:
-    q, k, v, source, transition, mark, direct = inputs
-    nodes, edges = part.nodes, part.edges
-    return fn(q[nodes], k[nodes], v[nodes], source[edges], transition[part.lines], mark[edges],
-              direct[nodes], part.graph, recompute)
+    """``fn`` on ``part``'s rows of the inputs (index_select: its backward is one index_add_)."""
+    rows = (part.nodes,) * 3 + (part.edges, part.lines, part.edges, part.nodes)
+    return fn(*(x.index_select(0, index) for x, index in zip(inputs, rows)), part.graph, recompute)
 
 
 def plstm_mixed(q, k, v, source, transition, mark, direct, graph: LineGraph,
