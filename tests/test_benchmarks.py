@@ -1,0 +1,34 @@
+"""The benchmark scripts run on real data at a tiny budget and print their ratios."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_script(name: str, *args: str) -> str:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{name} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_mixed_bench_compares_the_backends_on_proteins(shared_data):
+    out = run_script("mixed_bench.py", "--data-root", str(shared_data), "--batches", "2",
+                     "--repeats", "1")
+    rows = [line for line in out.splitlines() if line.startswith("| 0 |") or line.startswith("| 1 |")]
+    assert len(rows) == 4  # two batches, P and D
+    assert "auto:" in out and "levels / mixed" in out
+
+
+@pytest.mark.slow
+def test_epoch_time_runs_on_a_k_fold_dataset(shared_data):
+    out = run_script("epoch_time.py", "--dataset", "MUTAG", "--data-root", str(shared_data),
+                     "--models", "plstm,gin", "--rounds", "1")
+    assert "| plstm |" in out and "| gin |" in out
+    assert "ratio plstm / gin (CPU time, fastest epochs)" in out
