@@ -86,7 +86,8 @@ def plstm(q: Tensor, k: Tensor, v: Tensor, source: Tensor, transition: Tensor, m
     Args:
         backend: ``"reference"`` (per-edge loop, the oracle), ``"levels"`` (level-batched with a
             custom backward), ``"parallel"`` (the gating-matrix form per graph, padded blocks of
-            similar-size graphs), ``"dense"`` (the gating-matrix form over the whole batch,
+            similar-size graphs), ``"mixed"`` (``parallel`` on a batch's small graphs, ``levels``
+            on its large ones), ``"dense"`` (the gating-matrix form over the whole batch,
             ``O(E^2)`` memory, for checks), any backend added by :func:`register_backend`, or
             ``"auto"`` (see :func:`auto_backend`).
         recompute: recompute intermediate states in backward instead of storing them
