@@ -84,11 +84,13 @@ class FeatureEncoder(torch.nn.Module):
                     torch.nn.init.xavier_uniform_(embedding.weight.data)
 
     def forward(self, x: Tensor) -> Tensor:
-        if isinstance(self.encoder, Linear):
-            return self.encoder(x.float().view(x.size(0), -1))
         if isinstance(self.encoder, Embedding):
             return self.encoder(x.long().view(-1))
-        return self.encoder(x.long().view(x.size(0), -1))
+        # [rows, features]; not view(rows, -1), which fails on a batch without edges (0 rows).
+        x = x.unsqueeze(-1) if x.dim() == 1 else x.flatten(1)
+        if isinstance(self.encoder, Linear):
+            return self.encoder(x.float())
+        return self.encoder(x.long())
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.channels}, features={self.features!r}, kind={self.kind!r})"

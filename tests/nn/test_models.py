@@ -55,6 +55,26 @@ def test_forward_backward_every_mixer(mixer, features, edges):
     assert all(p.grad is not None for p in model.node_encoder.parameters())
 
 
+@pytest.mark.parametrize("mixer", BUILTIN)
+@pytest.mark.parametrize("features,edges", [("onehot", 2), ("ogb", 3)])
+def test_a_batch_without_any_edge(mixer, features, edges):
+    """Single-atom molecules (FreeSolv's chloride, methane) can fill a whole batch: edge
+    features of 0 rows are encoded like any others."""
+    ogb = features == "ogb"
+    graphs = [Data(x=torch.randint(0, 2, (1, 9)) if ogb else torch.rand(1, 5),
+                   edge_index=torch.zeros(2, 0, dtype=torch.long),
+                   edge_attr=torch.zeros(0, edges, dtype=torch.long if ogb else torch.float),
+                   y=torch.tensor([[1.0]])) for _ in range(2)]
+    if mixer == "plstm":
+        graphs = [pg.PrepareDAG()(g) for g in graphs]
+    model = GraphModel(mixer, 3, features=features, node_channels=5, edge_channels=edges,
+                       hidden=16, layers=2, heads=2)
+    with_random_head(model)
+    out = model(Batch.from_data_list(graphs))
+    assert out.shape == (2, 3) and torch.isfinite(out).all()
+    out.square().sum().backward()
+
+
 @pytest.mark.parametrize("mixer", ("plstm", "gin"))
 def test_the_official_head_and_edge_features_work_for_any_model(mixer):
     """``head="mlp"`` (no final norm, Linear-ReLU-Linear) and ``edge_features="ends"`` ((x_u +
