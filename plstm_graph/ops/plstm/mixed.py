@@ -34,12 +34,20 @@ class Part:
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    """``small`` (every component with at most ``max_edges`` edges, edgeless nodes included)
-    and ``large``; ``order`` maps the rows of ``cat(out_small, out_large)`` back to the batch."""
+    """``small`` (every component with at most ``PARALLEL_MAX_EDGES`` edges, edgeless nodes
+    included) and ``large``; ``order`` maps the rows of ``cat(out_small, out_large)`` back to
+    the batch."""
 
     small: Part
     large: Part
     order: Tensor
+
+
+def _new_ids(selected: Tensor, size: int) -> Tensor:
+    """``[size]``: the new index of each selected row, ``-1`` elsewhere."""
+    ids = torch.full((size,), -1, dtype=torch.long, device=selected.device)
+    ids[selected] = torch.arange(len(selected), device=selected.device)
+    return ids
 
 
 def part(graph: LineGraph, node_mask: Tensor) -> Part:
@@ -48,21 +56,18 @@ def part(graph: LineGraph, node_mask: Tensor) -> Part:
     edge_mask = node_mask[graph.edge_index[0]]
     edges = torch.nonzero(edge_mask).flatten()
     lines = torch.nonzero(edge_mask[graph.line_index[0]]).flatten()
-    # Relabel through inverse maps; a component's levels do not depend on the others.
-    node_id = torch.full((graph.num_nodes,), -1, dtype=torch.long, device=nodes.device)
-    node_id[nodes] = torch.arange(len(nodes), device=nodes.device)
-    edge_id = torch.full((graph.num_edges,), -1, dtype=torch.long, device=nodes.device)
-    edge_id[edges] = torch.arange(len(edges), device=nodes.device)
+    # A component's levels do not depend on the others: they are kept as they are.
+    node_id, edge_id = _new_ids(nodes, graph.num_nodes), _new_ids(edges, graph.num_edges)
     sub = LineGraph(node_id[graph.edge_index[:, edges]], graph.edge_id[edges],
                     edge_id[graph.line_index[:, lines]], graph.edge_level[edges], len(nodes),
                     graph.mode)
     return Part(nodes, edges, lines, sub)
 
 
-def split_of(graph: LineGraph, max_edges: int | None = None) -> Split:
-    """The :class:`Split` of ``graph`` at ``max_edges`` (default ``PARALLEL_MAX_EDGES``),
-    computed once per graph and limit."""
-    max_edges = dispatch.PARALLEL_MAX_EDGES if max_edges is None else max_edges
+def split_of(graph: LineGraph) -> Split:
+    """The :class:`Split` of ``graph`` at ``PARALLEL_MAX_EDGES``, computed once per graph and
+    limit."""
+    max_edges = dispatch.PARALLEL_MAX_EDGES
 
     def build(g):
         small = component_edges(g) <= max_edges
