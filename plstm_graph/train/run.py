@@ -7,6 +7,7 @@ Layout of ``run_dir``::
     metrics.jsonl, learning_curve.png, summary.json
 """
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,11 +66,15 @@ def aggregate(config: TrainConfig, spec, fold_summaries: list[dict]) -> dict:
 
 
 def check_config(run_dir: Path, config: TrainConfig) -> None:
-    """Raises unless ``run_dir`` is new or holds a run of ``config`` (nothing is written)."""
+    """Raises unless ``run_dir`` is new or holds a run of ``config`` (nothing is written).
+
+    The fold count may differ: each fold is its own sub-run, unchanged by how many others
+    there are, so a 3-fold run folder extends to the 10-fold protocol.
+    """
     path = run_dir / CONFIG
     if path.exists():
         saved = TrainConfig.from_dict(read_json(path))
-        if saved != config:
+        if replace(saved, folds=config.folds) != config:
             changed = [key for key, value in config.to_dict().items()
                        if saved.to_dict()[key] != value]
             raise ValueError(f"run folder {run_dir} holds a run with other settings "
@@ -99,7 +104,7 @@ def run_training(config: TrainConfig, run_dir, progress: bool = True, on_epoch_e
     context = distributed.init(config.device)
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if not (run_dir / CONFIG).exists():
+        if not (run_dir / CONFIG).exists() or load_config(run_dir) != config:  # new, or other folds
             write_json(config.to_dict(), run_dir / CONFIG)
     summaries = []
     for fold in folds:

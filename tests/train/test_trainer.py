@@ -1,5 +1,6 @@
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ from plstm_graph.nn import GraphModel
 from plstm_graph.nn.models import count_parameters
 from plstm_graph.train import TrainConfig, evaluate_run, run_training
 from plstm_graph.train.callbacks import BEST, LAST, METRICS, SUMMARY
+from plstm_graph.train.run import load_config
 from plstm_graph.train.trainer import better
 
 
@@ -95,6 +97,17 @@ def test_k_fold_runs_report_mean_and_std_over_folds(tmp_path, make_toy):
     with pytest.raises(ValueError, match="folds must be at most 3"):
         run_training(TrainConfig(dataset="toy", model="gcn", folds=4), tmp_path / "x",
                      progress=False, spec=spec)
+
+
+def test_a_k_fold_run_extends_to_more_folds(tmp_path, make_toy):
+    spec = make_toy(num_folds=3)
+    config = TrainConfig(dataset="toy", model="gcn", epochs=1, hidden=16, layers=1, folds=2)
+    run_training(config, tmp_path, progress=False, spec=spec)
+    first = (tmp_path / "fold_0" / SUMMARY).read_text()
+    summary = run_training(replace(config, folds=3), tmp_path, progress=False, spec=spec)
+    assert summary["folds"] == 3 and (tmp_path / "fold_2" / SUMMARY).exists()
+    assert (tmp_path / "fold_0" / SUMMARY).read_text() == first  # reused, not retrained
+    assert load_config(tmp_path).folds == 3
 
 
 def test_a_folder_with_other_settings_is_not_overwritten(tmp_path, make_toy):
