@@ -20,6 +20,7 @@ import torch
 
 import plstm_graph as pg
 from plstm_graph.graph.grid import grid_line_graph
+from plstm_graph.ops.plstm import compiled
 from plstm_graph.testing import random_plstm_inputs
 from memory import peak_bytes  # benchmarks/memory.py (the script's folder is on sys.path)
 
@@ -62,6 +63,8 @@ def main(argv=None):
             inputs = [x.float().requires_grad_() for x in random_plstm_inputs(
                 graph, args.heads, args.key_dim, args.value_dim, generator=generator)]
             backends = ["grid", "grid-chunk", "levels"]
+            if compiled.available():
+                backends.append("compiled")
             if graph.num_edges // count <= args.parallel_max_edges:
                 backends.append("parallel")
             runs = {name: fwd_bwd(graph, name, inputs) for name in backends}

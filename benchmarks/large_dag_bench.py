@@ -20,7 +20,7 @@ import time
 import torch
 
 import plstm_graph as pg
-from plstm_graph.ops.plstm import BACKENDS
+from plstm_graph.ops.plstm import BACKENDS, compiled
 from plstm_graph.testing import chain, grid_dag, random_plstm_inputs
 from memory import peak_bytes  # benchmarks/memory.py (the script's folder is on sys.path)
 
@@ -86,6 +86,8 @@ def main(argv=None):
         graph, prepare_s = timed(lambda: pg.prepare_dag(edge_index, num_nodes, mode="P",
                                                         orientation="given"))
         runs = [("levels", graph)]
+        if compiled.available():
+            runs.append(("compiled", graph))
         if name.startswith("grid") and "grid" in BACKENDS:
             from plstm_graph.graph.grid import grid_line_graph
 

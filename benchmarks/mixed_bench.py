@@ -1,8 +1,8 @@
 """The pLSTM operator on batches that mix small and large graphs (PROTEINS), per backend.
 
 Most PROTEINS graphs have a few dozen edges, but about 3 % have more than ``PARALLEL_MAX_EDGES``
-(256), so most batches of 64 hold one: ``auto`` used to send those whole batches to ``levels``;
-it now takes ``mixed`` (``parallel`` on the small graphs, ``levels`` on the large ones). Forward
+(256), so most batches of 64 hold one: without the compiled sweep ``auto`` takes ``mixed`` for
+them (``parallel`` on the small graphs, ``levels`` on the large ones), with it ``compiled``. Forward
 + backward of the operator on the first ``--batches`` training batches (shuffled with seed 0,
 as the trainer's loader does), in P and D mode, each backend on the same inputs, rounds
 interleaved; the ratios are printed from the summed median times.
@@ -18,12 +18,12 @@ from torch_geometric.loader import DataLoader
 
 import plstm_graph as pg
 from plstm_graph.data.tu import load_tu
-from plstm_graph.ops.plstm import auto_backend
+from plstm_graph.ops.plstm import auto_backend, compiled
 from plstm_graph.testing import random_plstm_inputs
 from plstm_bench import fwd_bwd, measure  # benchmarks/ (the script's folder is on sys.path)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-BACKENDS = ("levels", "parallel", "mixed")
+BACKENDS = ("levels", "parallel", "mixed", *(("compiled",) if compiled.available() else ()))
 
 
 def main(argv=None):
@@ -47,8 +47,7 @@ def main(argv=None):
     print(f"| batch | mode | edges | levels | auto picks | {' | '.join(f'{b} ms' for b in BACKENDS)} |")
     print(f"|---:|---|---:|---:|---|{'---:|' * len(BACKENDS)}")
     totals = dict.fromkeys(BACKENDS, 0.0)
-    # auto before "mixed" existed: levels for any batch holding a large graph, else parallel.
-    before = now = 0.0
+    auto = 0.0
     for i, batch in zip(range(args.batches), loader):
         for mode in ("P", "D"):
             graph = pg.prepare_dag(batch.edge_index, batch.num_nodes, mode=mode)
@@ -60,16 +59,14 @@ def main(argv=None):
             for backend in BACKENDS:
                 totals[backend] += cpu[backend]
             picked = auto_backend(graph)
-            now += cpu[picked]
-            before += cpu["levels" if picked == "mixed" else picked]
+            auto += cpu[picked]
             print(f"| {i} | {mode} | {graph.num_edges} | {graph.num_levels} | "
                   f"{picked} | {' | '.join(f'{cpu[b] * 1e3:.1f}' for b in BACKENDS)} |")
     print(f"\nsummed CPU time (median of {args.repeats} per batch and mode): "
           + ", ".join(f"{b} {totals[b]:.2f} s" for b in BACKENDS))
-    print(f"auto: {now:.2f} s now, {before:.2f} s before it took mixed ({before / now:.2f}x)")
-    print(f"levels / mixed {totals['levels'] / totals['mixed']:.2f}x, "
-          f"parallel / mixed {totals['parallel'] / totals['mixed']:.2f}x; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"auto's choices: {auto:.2f} s; " + ", ".join(
+        f"{b} / auto {totals[b] / auto:.2f}x" for b in BACKENDS)
+        + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from torch_geometric.nn import GINConv
 
 import plstm_graph as pg
 from plstm_graph.data.molecule import smiles_to_graph
-from plstm_graph.ops.plstm import auto_backend
+from plstm_graph.ops.plstm import auto_backend, compiled
 from plstm_graph.testing import random_plstm_inputs
 from memory import peak_bytes  # benchmarks/memory.py (the script's folder is on sys.path)
 
@@ -106,6 +106,7 @@ def main(argv=None):
         "plstm op, levels, recompute": (op("levels", True), args.repeats),
         "plstm op, parallel": (op("parallel"), args.repeats),
         "plstm op, parallel, recompute": (op("parallel", True), args.repeats),
+        **({"plstm op, compiled": (op("compiled"), args.repeats)} if compiled.available() else {}),
         "plstm op, auto": (op("auto"), args.repeats),
         "PLSTMConv (prepared graph)": (fwd_bwd(plstm_conv, x, graph), args.repeats),
         "PLSTMConv (from edge_index)": (fwd_bwd(plstm_conv, x, edge_index), args.repeats),
@@ -125,13 +126,16 @@ def main(argv=None):
         times = {name: result[column] for name, result in results.items()}
         reference = times["plstm op, reference"]
         ratios = ", ".join(f"{backend} {reference / times[f'plstm op, {backend}']:.0f}x"
-                           for backend in ("levels", "parallel", "auto"))
+                           for backend in ("levels", "parallel", "compiled", "auto")
+                           if f"plstm op, {backend}" in times)
         print(f"{what} time: faster than the per-edge reference: {ratios}")
         print(f"{what} time: PLSTMConv / GINConv "
               f"{times['PLSTMConv (prepared graph)'] / times['GINConv']:.1f}x (prepared graph), "
               f"{times['PLSTMConv (from edge_index)'] / times['GINConv']:.1f}x (building the DAG "
               f"in the call)")
     print(f"auto picks {auto_backend(graph)!r} for this batch (PLSTMConv above uses auto)")
+    if not compiled.available():
+        print(f"compiled sweep not measured: {compiled.unavailable()}")
 
 if __name__ == "__main__":
     main()

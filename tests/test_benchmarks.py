@@ -23,7 +23,7 @@ def test_mixed_bench_compares_the_backends_on_proteins(shared_data):
                      "--repeats", "1")
     rows = [line for line in out.splitlines() if line.startswith("| 0 |") or line.startswith("| 1 |")]
     assert len(rows) == 4  # two batches, P and D
-    assert "auto:" in out and "levels / mixed" in out
+    assert "auto's choices:" in out and "mixed / auto" in out
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import plstm_graph as pg
-from plstm_graph.ops.plstm import PARALLEL_MAX_EDGES, auto_backend, plstm_dense
+from plstm_graph.ops.plstm import PARALLEL_MAX_EDGES, auto_backend, compiled, plstm_dense
 from plstm_graph.ops.plstm.blocks import blocks_of, pack
 from plstm_graph.testing import (PLSTM_INPUT_NAMES, RING_SMILES, assert_plstm_matches_reference,
                                  chain, dense_dag, disjoint_union, grid_dag, molecule,
@@ -23,13 +23,18 @@ def graphs():
     yield "no edges", (torch.zeros(2, 0, dtype=torch.long), 5), "given"
 
 
+#: The compiled sweep where this machine can build it (tests/ops/test_plstm_compiled.py fails
+#: when a C compiler is there and the build does not work).
+COMPILED = pytest.param("compiled", marks=pytest.mark.skipif(
+    not compiled.available(), reason=f"compiled sweep unavailable: {compiled.unavailable()}"))
+
 GRAPHS = list(graphs())
 IDS = [name for name, *_ in GRAPHS]
 
 
 @pytest.mark.parametrize("name,graph,orientation", GRAPHS, ids=IDS)
 @pytest.mark.parametrize("mode", ["P", "D"])
-@pytest.mark.parametrize("backend", ["levels", "parallel", "mixed", "auto", "dense"])
+@pytest.mark.parametrize("backend", ["levels", "parallel", "mixed", COMPILED, "auto", "dense"])
 def test_backend_matches_reference(name, graph, orientation, mode, backend):
     g = pg.prepare_dag(*graph, mode=mode, orientation=orientation)
     assert_plstm_matches_reference(g, backend, heads=2, key_dim=3, value_dim=5)
@@ -51,6 +56,8 @@ def test_batch_of_many_graphs_matches_reference():
     assert_plstm_matches_reference(g, "levels")
     assert_plstm_matches_reference(g, "parallel")
     assert_plstm_matches_reference(g, "parallel", recompute=True)
+    if compiled.available():
+        assert_plstm_matches_reference(g, "compiled")
     # The chain is not padded together with the small trees.
     assert sorted(block.count for block in blocks_of(g)) == [1, 4]
 
@@ -64,7 +71,7 @@ def test_packing_cuts_where_padding_costs_more_than_a_block():
     assert pack(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)) == []
 
 
-@pytest.mark.parametrize("backend", ["levels", "parallel", "mixed", "reference", "dense"])
+@pytest.mark.parametrize("backend", ["levels", "parallel", "mixed", COMPILED, "reference", "dense"])
 @pytest.mark.parametrize("mode", ["P", "D"])
 def test_gradcheck(backend, mode):
     g = pg.prepare_dag(*molecule("C1CC2CCC1C2"), mode=mode)
@@ -73,7 +80,13 @@ def test_gradcheck(backend, mode):
     assert torch.autograd.gradcheck(lambda *xs: pg.plstm(*xs, g, backend=backend), inputs)
 
 
-def test_auto_picks_parallel_for_small_graphs_only():
+@pytest.fixture
+def python_backends(monkeypatch):
+    """``auto`` as on a machine without the compiled sweep (on CPU it comes first otherwise)."""
+    monkeypatch.setattr(compiled, "available", lambda: False)
+
+
+def test_auto_picks_parallel_for_small_graphs_only(python_backends):
     assert auto_backend(pg.prepare_dag(*molecule(RING_SMILES[-1]))) == "parallel"
     big = pg.prepare_dag(*chain(PARALLEL_MAX_EDGES + 2), orientation="given")
     assert auto_backend(big) == "levels"
@@ -96,7 +109,8 @@ def mixed_batch():
 
 @pytest.mark.parametrize("mode", ["P", "D"])
 @pytest.mark.parametrize("recompute", [False, True])
-def test_mixed_batch_runs_small_graphs_in_parallel_and_large_ones_by_levels(mode, recompute):
+def test_mixed_batch_runs_small_graphs_in_parallel_and_large_ones_by_levels(mode, recompute,
+                                                                            python_backends):
     from plstm_graph.ops.plstm.mixed import split_of
 
     g = pg.prepare_dag(*mixed_batch(), mode=mode)  # by index: the molecules are undirected
@@ -132,7 +146,8 @@ def test_registered_backend_is_dispatched_and_preferred_by_auto():
         register_backend("toy", toy, auto_for=lambda g: isinstance(g, ToyLineGraph))
         with pytest.raises(ValueError, match="already registered"):
             register_backend("toy", toy)
-        assert auto_backend(toy_graph) == "toy" and auto_backend(plain) == "parallel"
+        # Registered last, asked first: before the compiled sweep that takes any CPU graph.
+        assert auto_backend(toy_graph) == "toy" and auto_backend(plain) != "toy"
         assert_plstm_matches_reference(toy_graph, "auto")
         assert seen and set(seen) == {ToyLineGraph}
         assert_plstm_matches_reference(plain, "toy")
@@ -150,7 +165,7 @@ def test_no_edges_is_the_direct_term():
     torch.testing.assert_close(out, d[..., None] * (q * k).sum(-1, keepdim=True) * v)
 
 
-@pytest.mark.parametrize("backend", ["levels", "parallel", "mixed", "reference", "dense"])
+@pytest.mark.parametrize("backend", ["levels", "parallel", "mixed", COMPILED, "reference", "dense"])
 def test_nan_is_not_hidden(backend):
     g = pg.prepare_dag(*chain(5), orientation="given")
     inputs = random_plstm_inputs(g, 1, 2, 2)

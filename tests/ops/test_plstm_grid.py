@@ -3,7 +3,7 @@ import torch
 
 import plstm_graph as pg
 from plstm_graph.graph.grid import CORNERS, chain_line_graph, grid_edge_index, grid_line_graph
-from plstm_graph.ops.plstm import auto_backend
+from plstm_graph.ops.plstm import auto_backend, compiled
 from plstm_graph.ops.plstm import grid as grid_module
 from plstm_graph.ops.plstm.grid import plstm_grid_reference
 from plstm_graph.ops.plstm.grid_chunk import plstm_grid_chunk
@@ -85,7 +85,8 @@ def test_readable_2d_reference_matches_dag_reference(corner):
                                   inputs, names=PLSTM_INPUT_NAMES)
 
 
-def test_auto_takes_grid_for_grid_line_graphs_only():
+def test_auto_takes_grid_for_grid_line_graphs_only(monkeypatch):
+    monkeypatch.setattr(compiled, "available", lambda: False)  # on CPU it comes first otherwise
     g = grid_line_graph(4, 4, "top-left", "P", count=2)
     assert auto_backend(g) == "grid"
     generic = pg.prepare_dag(grid_edge_index(4, 4, count=2), 32, orientation="given")

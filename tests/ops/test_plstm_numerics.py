@@ -3,10 +3,13 @@ import pytest
 import torch
 
 import plstm_graph as pg
+from plstm_graph.ops.plstm import compiled
 from plstm_graph.testing import (PLSTM_INPUT_NAMES, RING_SMILES, disjoint_union, molecule,
                                  outputs_and_grads, random_plstm_inputs)
 
-BACKENDS = ["reference", "levels", "parallel", "mixed", "dense", "auto"]
+BACKENDS = ["reference", "levels", "parallel", "mixed", "dense", "auto",
+            pytest.param("compiled", marks=pytest.mark.skipif(
+                not compiled.available(), reason="compiled sweep unavailable"))]
 
 
 @pytest.fixture(scope="module")

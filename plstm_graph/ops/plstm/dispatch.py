@@ -48,24 +48,28 @@ BACKENDS: dict[str, Backend] = {
     "dense": plstm_dense,
 }
 
-#: name -> predicate: ``auto`` takes the first registered backend whose predicate accepts the graph.
+#: name -> predicate: ``auto`` takes the first backend whose predicate accepts the graph, the
+#: latest registered first (a backend of yours comes before the package's own).
 AUTO_PREFERENCES: dict[str, Callable[[LineGraph], bool]] = {}
 
 
 def register_backend(name: str, fn: Backend, auto_for: Callable[[LineGraph], bool] | None = None):
     """Add backend ``name``; ``auto_for(graph)`` True makes ``auto`` choose it for that graph
-    (e.g. ``lambda g: isinstance(g, GridLineGraph)``)."""
+    (e.g. ``lambda g: isinstance(g, GridLineGraph)``), before any backend registered earlier."""
     if name in BACKENDS:
         raise ValueError(f"backend {name!r} is already registered")
     BACKENDS[name] = fn
     if auto_for is not None:
-        AUTO_PREFERENCES[name] = auto_for
+        earlier = list(AUTO_PREFERENCES.items())
+        AUTO_PREFERENCES.clear()
+        AUTO_PREFERENCES.update([(name, auto_for), *earlier])
 
 
 def auto_backend(graph: LineGraph) -> str:
-    """A registered preference that accepts ``graph`` (``"mixed"`` for batches with graphs on
-    both sides of :data:`PARALLEL_MAX_EDGES` edges), else ``"parallel"`` when every graph of
-    the batch has at most that many edges, else ``"levels"``."""
+    """A registered preference that accepts ``graph`` (``"compiled"`` for any CPU graph where
+    the compiled sweep builds; ``"grid"`` for grid line graphs; ``"mixed"`` for batches with
+    graphs on both sides of :data:`PARALLEL_MAX_EDGES` edges), else ``"parallel"`` when every
+    graph of the batch has at most that many edges, else ``"levels"``."""
     for name, accepts in AUTO_PREFERENCES.items():
         if accepts(graph):
             return name
@@ -87,11 +91,13 @@ def plstm(q: Tensor, k: Tensor, v: Tensor, source: Tensor, transition: Tensor, m
         backend: ``"reference"`` (per-edge loop, the oracle), ``"levels"`` (level-batched with a
             custom backward), ``"parallel"`` (the gating-matrix form per graph, padded blocks of
             similar-size graphs), ``"mixed"`` (``parallel`` on a batch's small graphs, ``levels``
-            on its large ones), ``"dense"`` (the gating-matrix form over the whole batch,
-            ``O(E^2)`` memory, for checks), any backend added by :func:`register_backend`, or
-            ``"auto"`` (see :func:`auto_backend`).
+            on its large ones), ``"compiled"`` (the recurrence as a compiled C sweep, CPU only,
+            built on first use where a C compiler is), ``"dense"`` (the gating-matrix form over
+            the whole batch, ``O(E^2)`` memory, for checks), any backend added by
+            :func:`register_backend`, or ``"auto"`` (see :func:`auto_backend`).
         recompute: recompute intermediate states in backward instead of storing them
-            (``levels``: the ``[E, H, K, V]`` cell states).
+            (``levels``: the ``[E, H, K, V]`` cell states; ``compiled`` always recomputes them,
+            one graph at a time).
 
     Precision: all inputs share one dtype; float16 and bfloat16 are computed in float32 and
     the output is cast back. Under ``torch.autocast`` the operator acts like autocast's

@@ -1,0 +1,253 @@
+"""pLSTM as a compiled per-edge sweep on CPU (``csrc/plstm_sweep.c``), with its adjoint sweep.
+
+The recurrence of :func:`~.naive.plstm_reference`, edge after edge in level order, written as C
+loops and built on first use with the system's C compiler (``$CC``, else ``cc``), once per
+scalar type, into a cache folder (``$PLSTM_GRAPH_KERNEL_CACHE``, else
+``~/.cache/plstm_graph/kernels``). It does ``E * H * K * V`` multiply-adds per pass and no
+per-level or per-block operator calls, which is what the Python backends spend their time on
+for batches of small graphs. Without a compiler (or with ``PLSTM_GRAPH_NO_COMPILE=1``) the
+backend is unavailable: ``auto`` keeps the Python backends and asking for ``"compiled"`` by
+name raises an error that says why.
+
+Like the level sweep it keeps the ``[E, H, K, V]`` cell states for the backward (or sweeps
+them again with ``recompute=True``), and, following the recurrence's data flow, it leaves NaN
+and inf where the reference does. It runs single-threaded.
+"""
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from ...graph.line_graph import LineGraph
+from .blocks import components_of
+from .dispatch import register_backend
+from .naive import direct_backward, direct_term
+
+SOURCE = Path(__file__).with_name("csrc") / "plstm_sweep.c"
+#: No -ffast-math: NaN and inf must travel as in the reference.
+FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c99")
+SCALARS = {torch.float32: "float", torch.float64: "double"}
+
+
+@dataclass(frozen=True, eq=False)
+class SweepPlan:
+    """Edges ordered graph after graph (weakly connected components), each graph in level
+    order (*positions*), and the line edges grouped by the position they end at (forward) and
+    start at (backward), as the CSR arrays the C sweep reads."""
+
+    comp_ptr: Tensor  # [C + 1] positions of each component with edges
+    edge: Tensor  # [E] edge id at each position
+    src: Tensor  # [E] source node at each position
+    dst: Tensor  # [E] target node at each position
+    in_ptr: Tensor  # [E + 1]
+    in_pos: Tensor  # [L] position of the line edge's start, grouped by its end
+    in_line: Tensor  # [L] its line id
+    out_ptr: Tensor  # [E + 1]
+    out_pos: Tensor  # [L] position of the line edge's end, grouped by its start
+    out_line: Tensor  # [L]
+
+    @property
+    def num_comps(self) -> int:
+        return self.comp_ptr.numel() - 1
+
+    @property
+    def largest(self) -> int:
+        """Edges of the largest component: the sweep's scratch holds that many cells."""
+        return int(self.comp_ptr.diff().max()) if self.num_comps else 0
+
+
+def _csr(group: Tensor, other: Tensor, size: int) -> tuple[Tensor, Tensor, Tensor]:
+    lines = torch.sort(group, stable=True).indices
+    ptr = torch.zeros(size + 1, dtype=torch.long)
+    ptr[1:] = torch.cumsum(torch.bincount(group, minlength=size), 0)
+    return ptr, other[lines].contiguous(), lines
+
+
+def make_sweep_plan(graph: LineGraph) -> SweepPlan:
+    # Graph after graph: the sweep keeps one graph's cells in cache, and the backward sweeps
+    # each graph's cells again instead of keeping all of them.
+    comp = components_of(graph)[graph.edge_index[0].cpu().numpy()]
+    edge = torch.from_numpy(np.lexsort((graph.edge_level.cpu().numpy(), comp)))
+    counts = np.bincount(comp)
+    comp_ptr = torch.from_numpy(np.concatenate([[0], np.cumsum(counts[counts > 0])]))
+    position = torch.empty_like(edge)
+    position[edge] = torch.arange(graph.num_edges)
+    e_in, e_out = position[graph.line_index.cpu()]
+    src, dst = graph.edge_index.cpu()[:, edge]
+    return SweepPlan(comp_ptr, edge, src.contiguous(), dst.contiguous(),
+                     *_csr(e_out, e_in, graph.num_edges), *_csr(e_in, e_out, graph.num_edges))
+
+
+def sweep_plan_of(graph: LineGraph) -> SweepPlan:
+    """The :class:`SweepPlan` of ``graph``, computed once per graph."""
+    return graph.cached("sweep_plan", make_sweep_plan)
+
+
+def _cache_dir() -> Path:
+    if "PLSTM_GRAPH_KERNEL_CACHE" in os.environ:
+        return Path(os.environ["PLSTM_GRAPH_KERNEL_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "plstm_graph" / "kernels"
+
+
+def _cpu_flags() -> str:
+    """The CPU's feature flags (-march=native builds for them), so that a cache folder
+    shared by different machines keeps one build per kind of CPU."""
+    try:
+        with open("/proc/cpuinfo") as lines:
+            return next((line for line in lines if line.startswith("flags")), "")
+    except OSError:
+        return platform.processor()
+
+
+def build(scalar: str) -> Path:
+    """The shared library of the sweep for ``scalar`` (``"float"`` or ``"double"``), compiled
+    unless the cache holds it. Raises ``RuntimeError`` when it cannot be built."""
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise RuntimeError("no C compiler found (set CC, or install gcc or clang)")
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(b"\0".join([source, " ".join(FLAGS).encode(), compiler.encode(),
+                                     scalar.encode(), platform.machine().encode(),
+                                     _cpu_flags().encode()])).hexdigest()[:16]
+    target = _cache_dir() / f"plstm_sweep_{scalar}_{key}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Build beside the target and rename: concurrent processes never load a half-written file.
+    fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        result = subprocess.run([compiler, *FLAGS, f"-DSCALAR={scalar}", str(SOURCE), "-o", partial],
+                                capture_output=True, text=True)
+        if result.returncode:
+            raise RuntimeError(f"{compiler} failed on {SOURCE.name}:\n{result.stderr.strip()}")
+        os.replace(partial, target)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+    return target
+
+
+_INT, _PTR = ctypes.c_int64, ctypes.c_void_p
+_SIGNATURES = {"plstm_sweep_forward": [_INT] * 4 + [_PTR] * 15,
+               "plstm_sweep_backward": [_INT] * 4 + [_PTR] * 25}
+
+
+@functools.cache  # a loaded library, like an imported module: once per process
+def library(scalar: str) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(build(scalar)))
+    for name, argtypes in _SIGNATURES.items():
+        getattr(lib, name).argtypes, getattr(lib, name).restype = argtypes, None
+    return lib
+
+
+@functools.cache
+def unavailable() -> str | None:
+    """Why the compiled sweep cannot run here, or ``None`` when it can (both scalar types
+    built and loaded)."""
+    if os.environ.get("PLSTM_GRAPH_NO_COMPILE", "") not in ("", "0"):
+        return "PLSTM_GRAPH_NO_COMPILE is set"
+    try:
+        for scalar in SCALARS.values():
+            library(scalar)
+    except (OSError, RuntimeError) as error:
+        return str(error)
+    return None
+
+
+def available() -> bool:
+    return unavailable() is None
+
+
+def _pointers(*tensors: Tensor) -> list[int]:
+    return [t.data_ptr() for t in tensors]
+
+
+def sweep_forward(q, k, v, source, transition, mark, plan: SweepPlan) -> Tensor:
+    """Edge part of the output, ``h_n = sum_{e: dst e = n} M_e C_e^T q_n``: ``[N, H, V]``."""
+    (num_nodes, heads, key_dim), value_dim = q.shape, v.size(-1)
+    cells = q.new_empty(plan.largest, heads, key_dim, value_dim)  # scratch: one graph's cells
+    out = q.new_zeros(num_nodes, heads, value_dim)
+    library(SCALARS[q.dtype]).plstm_sweep_forward(
+        plan.num_comps, heads, key_dim, value_dim,
+        *_pointers(plan.comp_ptr, plan.edge, plan.src, plan.dst, plan.in_ptr, plan.in_pos,
+                   plan.in_line, q, k, v, source, transition, mark, cells, out))
+    return out
+
+
+def sweep_backward(grad_out, q, k, v, source, transition, mark,
+                   plan: SweepPlan) -> tuple[Tensor, ...]:
+    """Gradients of the edge part w.r.t. ``q, k, v, source, transition, mark`` (each graph's
+    cell states are swept again, then its adjoint sweep runs)."""
+    (_, heads, key_dim), value_dim = q.shape, v.size(-1)
+    dq, dk, dv = (torch.zeros_like(x) for x in (q, k, v))
+    d_source, d_transition, d_mark = (torch.empty_like(x) for x in (source, transition, mark))
+    # Scratch for one graph's cells and adjoints, held here: the C code gets bare pointers.
+    cells, d_cells = (q.new_empty(plan.largest, heads, key_dim, value_dim) for _ in range(2))
+    library(SCALARS[q.dtype]).plstm_sweep_backward(
+        plan.num_comps, heads, key_dim, value_dim,
+        *_pointers(plan.comp_ptr, plan.edge, plan.src, plan.dst, plan.in_ptr, plan.in_pos,
+                   plan.in_line, plan.out_ptr, plan.out_pos, plan.out_line, q, k, v, source,
+                   transition, mark, grad_out, cells, d_cells, dq, dk, dv, d_source,
+                   d_transition, d_mark))
+    return dq, dk, dv, d_source, d_transition, d_mark
+
+
+class CompiledPLSTM(torch.autograd.Function):
+    """pLSTM by the compiled sweep, the direct term included. Only the inputs are kept
+    between the passes (the backward sweeps each graph's cells again)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, source, transition, mark, direct, plan: SweepPlan):
+        ctx.plan = plan
+        ctx.save_for_backward(q, k, v, source, transition, mark, direct)
+        out = sweep_forward(q, k, v, source, transition, mark, plan)
+        return out.add_(direct_term(q, k, v, direct))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        q, k, v, source, transition, mark, direct = ctx.saved_tensors
+        grad_out = grad_out.contiguous()
+        with torch.autocast(grad_out.device.type, enabled=False):  # as in forward (dispatch)
+            dq, dk, dv, *gates = sweep_backward(grad_out, q, k, v, source, transition, mark,
+                                                ctx.plan)
+            dq_d, dk_d, dv_d, d_direct = direct_backward(grad_out, q, k, v, direct)
+        return dq.add_(dq_d), dk.add_(dk_d), dv.add_(dv_d), *gates, d_direct, None
+
+
+def plstm_compiled(q, k, v, source, transition, mark, direct, graph: LineGraph,
+                   recompute: bool = False) -> Tensor:
+    """pLSTM by the compiled per-edge sweep (CPU tensors of float32 or float64)."""
+    reason = unavailable()
+    if reason is not None:
+        raise RuntimeError(f"backend 'compiled' is not available here: {reason}")
+    if q.device.type != "cpu":
+        raise ValueError(f"backend 'compiled' runs on CPU tensors, got q on {q.device}")
+    if q.dtype not in SCALARS:
+        raise ValueError(f"backend 'compiled' takes float32 or float64, got {q.dtype}")
+    inputs = [x.contiguous() for x in (q, k, v, source, transition, mark, direct)]
+    return CompiledPLSTM.apply(*inputs, sweep_plan_of(graph))
+
+
+def accepts(graph: LineGraph) -> bool:
+    """``auto`` takes the compiled sweep for every CPU graph, when it can be built."""
+    return graph.edge_index.device.type == "cpu" and available()
+
+
+register_backend("compiled", plstm_compiled, auto_for=accepts)
+
+__all__ = ["CompiledPLSTM", "SweepPlan", "available", "build", "plstm_compiled",
+           "sweep_backward", "sweep_forward", "sweep_plan_of", "unavailable"]

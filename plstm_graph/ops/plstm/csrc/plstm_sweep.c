@@ -1,0 +1,170 @@
+/* The pLSTM recurrence, one DAG edge at a time in topological order, for CPU tensors.
+ *
+ * Per head h, for the DAG edges of one weakly connected component (one graph of a batch) at
+ * positions p in level order:
+ *
+ *   C_p  = S_e k_a v_a^T + sum_{line l: p' -> p} T_l C_p'      a = src p, e = edge id of p
+ *   h_n += M_e C_p^T q_n                                       n = dst p
+ *
+ * and the adjoint sweep, positions in reverse, after the component's cells are swept again:
+ *
+ *   G_p  = M_e q_n dh_n^T + sum_{line l: p -> p''} T_l G_p''    dT_l = <G_p'', C_p>
+ *   dS_e = k_a^T G_p v_a   dk_a += S_e G_p v_a   dv_a += S_e G_p^T k_a
+ *   dq_n += M_e C_p dh_n   dM_e = q_n^T C_p dh_n
+ *
+ * the arithmetic of the level sweep (plstm_graph/ops/plstm/levels.py), written as loops: at
+ * molecule size the Python backends spend their time on operator calls and tiny batched matrix
+ * products, while the recurrence itself is E * H * K * V multiply-adds per pass. Only one
+ * component's cells and adjoints exist at a time (scratch of its size, which stays in cache);
+ * nothing of size E * H * K * V is kept between the passes. Compiled once per scalar type with
+ * -DSCALAR=float or -DSCALAR=double.
+ *
+ * Layouts (row-major, contiguous): q, k [N, H, K]; v, out, grad_out [N, H, V]; S, M [E, H] and
+ * T [L, H] indexed by edge / line id; the scratch cells, G [largest component, H, K, V] by
+ * position within the component. comp_ptr[C + 1] delimits the components' positions; CSR per
+ * position: in_ptr[E + 1] over (in_pos, in_line), the line edges ending at p, and
+ * out_ptr[E + 1] over (out_pos, out_line), those starting at p.
+ */
+#include <stdint.h>
+
+#ifndef SCALAR
+#define SCALAR double
+#endif
+typedef SCALAR scalar_t;
+typedef const int64_t *restrict index_p;
+typedef const scalar_t *restrict in_p;
+typedef scalar_t *restrict out_p;
+
+/* Sums split over LANES partial sums, so that the compiler vectorises them without
+ * -ffast-math (which would also let it drop NaN and inf). */
+#define LANES 8
+
+static inline scalar_t dot(in_p x, in_p y, int64_t size)
+{
+    scalar_t part[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= size; i += LANES)
+        for (int64_t u = 0; u < LANES; ++u)
+            part[u] += x[i + u] * y[i + u];
+    scalar_t sum = 0;
+    for (; i < size; ++i)
+        sum += x[i] * y[i];
+    for (int64_t u = 0; u < LANES; ++u)
+        sum += part[u];
+    return sum;
+}
+
+/* Cells of positions [begin, end), one weakly connected component, into `cells` (indexed from
+ * `begin`: a component's line edges stay within it); with `out`, also the readout. */
+static void component_cells(int64_t begin, int64_t end, int64_t H, int64_t K, int64_t V,
+                            index_p edge, index_p src, index_p dst, index_p in_ptr, index_p in_pos,
+                            index_p in_line, in_p q, in_p k, in_p v, in_p S, in_p T, in_p M,
+                            out_p cells, scalar_t *out)
+{
+    const int64_t KV = K * V;
+    for (int64_t p = begin; p < end; ++p) {
+        const int64_t e = edge[p], a = src[p], n = dst[p];
+        for (int64_t h = 0; h < H; ++h) {
+            out_p c = cells + ((p - begin) * H + h) * KV;
+            const scalar_t s = S[e * H + h];
+            in_p ka = k + (a * H + h) * K;
+            in_p va = v + (a * H + h) * V;
+            for (int64_t i = 0; i < K; ++i) {
+                const scalar_t sk = s * ka[i];
+                for (int64_t j = 0; j < V; ++j)
+                    c[i * V + j] = sk * va[j];
+            }
+            for (int64_t l = in_ptr[p]; l < in_ptr[p + 1]; ++l) {
+                const scalar_t t = T[in_line[l] * H + h];
+                in_p prev = cells + ((in_pos[l] - begin) * H + h) * KV;
+                for (int64_t x = 0; x < KV; ++x)
+                    c[x] += t * prev[x];
+            }
+            if (out == 0)
+                continue;
+            /* M_e (C^T q), in this order: with an infinite gate, NaN and inf come out where
+             * the reference puts them. */
+            in_p qn = q + (n * H + h) * K;
+            scalar_t read[V];
+            for (int64_t j = 0; j < V; ++j)
+                read[j] = 0;
+            for (int64_t i = 0; i < K; ++i)
+                for (int64_t j = 0; j < V; ++j)
+                    read[j] += qn[i] * c[i * V + j];
+            const scalar_t m = M[e * H + h];
+            scalar_t *o = out + (n * H + h) * V;
+            for (int64_t j = 0; j < V; ++j)
+                o[j] += m * read[j];
+        }
+    }
+}
+
+void plstm_sweep_forward(int64_t num_comps, int64_t H, int64_t K, int64_t V, index_p comp_ptr,
+                         index_p edge, index_p src, index_p dst, index_p in_ptr, index_p in_pos,
+                         index_p in_line, in_p q, in_p k, in_p v, in_p S, in_p T, in_p M,
+                         out_p cells, out_p out)
+{
+    for (int64_t comp = 0; comp < num_comps; ++comp)
+        component_cells(comp_ptr[comp], comp_ptr[comp + 1], H, K, V, edge, src, dst, in_ptr,
+                        in_pos, in_line, q, k, v, S, T, M, cells, out);
+}
+
+void plstm_sweep_backward(int64_t num_comps, int64_t H, int64_t K, int64_t V, index_p comp_ptr,
+                          index_p edge, index_p src, index_p dst, index_p in_ptr, index_p in_pos,
+                          index_p in_line, index_p out_ptr, index_p out_pos, index_p out_line,
+                          in_p q, in_p k, in_p v, in_p S, in_p T, in_p M, in_p grad_out,
+                          out_p cells, out_p G, out_p dq, out_p dk, out_p dv, out_p dS, out_p dT,
+                          out_p dM)
+{
+    const int64_t KV = K * V;
+    for (int64_t comp = 0; comp < num_comps; ++comp) {
+        const int64_t begin = comp_ptr[comp], end = comp_ptr[comp + 1];
+        /* The component's cells again (not kept from the forward: one component at a time
+         * stays in cache, and nothing of size E * H * K * V lives between the passes). */
+        component_cells(begin, end, H, K, V, edge, src, dst, in_ptr, in_pos, in_line, q, k, v,
+                        S, T, M, cells, 0);
+        for (int64_t p = end - 1; p >= begin; --p) {
+            const int64_t e = edge[p], a = src[p], n = dst[p];
+            for (int64_t h = 0; h < H; ++h) {
+                out_p g = G + ((p - begin) * H + h) * KV;
+                in_p c = cells + ((p - begin) * H + h) * KV;
+                const scalar_t m = M[e * H + h], s = S[e * H + h];
+                in_p qn = q + (n * H + h) * K;
+                in_p dhn = grad_out + (n * H + h) * V;
+                in_p ka = k + (a * H + h) * K;
+                in_p va = v + (a * H + h) * V;
+                for (int64_t i = 0; i < K; ++i) {
+                    const scalar_t mq = m * qn[i];
+                    for (int64_t j = 0; j < V; ++j)
+                        g[i * V + j] = mq * dhn[j];
+                }
+                /* Every successor comes later in level order: its G is final. */
+                for (int64_t l = out_ptr[p]; l < out_ptr[p + 1]; ++l) {
+                    const scalar_t t = T[out_line[l] * H + h];
+                    in_p next = G + ((out_pos[l] - begin) * H + h) * KV;
+                    dT[out_line[l] * H + h] = dot(next, c, KV);
+                    for (int64_t x = 0; x < KV; ++x)
+                        g[x] += t * next[x];
+                }
+                out_p dka = dk + (a * H + h) * K;
+                out_p dva = dv + (a * H + h) * V;
+                out_p dqn = dq + (n * H + h) * K;
+                scalar_t ds = 0, dm = 0;
+                for (int64_t i = 0; i < K; ++i) {
+                    const scalar_t ska = s * ka[i];
+                    for (int64_t j = 0; j < V; ++j)
+                        dva[j] += ska * g[i * V + j];
+                }
+                for (int64_t i = 0; i < K; ++i) {
+                    const scalar_t gv = dot(g + i * V, va, V), cdh = dot(c + i * V, dhn, V);
+                    ds += gv * ka[i];
+                    dka[i] += s * gv;
+                    dqn[i] += m * cdh;
+                    dm += cdh * qn[i];
+                }
+                dS[e * H + h] = ds;
+                dM[e * H + h] = dm;
+            }
+        }
+    }
+}

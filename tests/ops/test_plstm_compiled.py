@@ -1,0 +1,106 @@
+"""The compiled per-edge sweep: how it is built, when auto takes it, and its numerics on the
+graphs the Python backends cannot make fast (one large grid, a batch of grids)."""
+import os
+import shutil
+
+import pytest
+import torch
+
+import plstm_graph as pg
+from plstm_graph.graph.grid import grid_line_graph
+from plstm_graph.ops.plstm import auto_backend, compiled
+from plstm_graph.testing import (RING_SMILES, assert_plstm_matches_reference, chain,
+                                 disjoint_union, molecule, random_plstm_inputs, random_tree)
+
+HAS_COMPILER = bool(os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc"))
+needs_sweep = pytest.mark.skipif(not compiled.available(),
+                                 reason=f"compiled sweep unavailable: {compiled.unavailable()}")
+
+
+@pytest.fixture
+def fresh_availability():
+    """``unavailable()`` is decided once per process; these tests decide it again."""
+    compiled.unavailable.cache_clear()
+    yield
+    compiled.unavailable.cache_clear()
+
+
+def test_builds_wherever_a_compiler_is():
+    if not HAS_COMPILER or os.environ.get("PLSTM_GRAPH_NO_COMPILE"):
+        pytest.skip("no C compiler here (or PLSTM_GRAPH_NO_COMPILE set)")
+    assert compiled.unavailable() is None
+
+
+@needs_sweep
+def test_build_compiles_into_an_empty_cache_and_reuses_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLSTM_GRAPH_KERNEL_CACHE", str(tmp_path / "cache"))
+    built = compiled.build("double")
+    assert built.parent == tmp_path / "cache" and built.suffix == ".so"
+    assert [p.name for p in built.parent.iterdir()] == [built.name]  # no partial file left
+    stamp = built.stat().st_mtime_ns
+    assert compiled.build("double") == built and built.stat().st_mtime_ns == stamp
+
+
+def test_a_failing_compiler_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLSTM_GRAPH_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", shutil.which("false") or "false")
+    with pytest.raises(RuntimeError, match="failed on plstm_sweep.c"):
+        compiled.build("float")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_switched_off_it_is_unavailable_and_auto_keeps_python(monkeypatch, fresh_availability):
+    monkeypatch.setenv("PLSTM_GRAPH_NO_COMPILE", "1")
+    assert compiled.unavailable() == "PLSTM_GRAPH_NO_COMPILE is set"
+    g = pg.prepare_dag(*molecule(RING_SMILES[-1]))
+    assert auto_backend(g) == "parallel"
+    inputs = random_plstm_inputs(g, 1, 2, 2)
+    with pytest.raises(RuntimeError, match="'compiled' is not available here: PLSTM_GRAPH_NO"):
+        pg.plstm(*inputs, g, backend="compiled")
+
+
+@needs_sweep
+def test_auto_takes_it_for_every_cpu_graph():
+    small = pg.prepare_dag(*molecule(RING_SMILES[-1]))
+    large = pg.prepare_dag(*chain(600), orientation="given")
+    grid = grid_line_graph(8, 8, "top-left", "D", count=3)
+    assert {auto_backend(g) for g in (small, large, grid)} == {"compiled"}
+
+
+@needs_sweep
+@pytest.mark.parametrize("mode", ["P", "D"])
+@pytest.mark.parametrize("corner", ["top-left", "bottom-right"])
+def test_grid_batch_matches_reference(mode, corner):
+    assert_plstm_matches_reference(grid_line_graph(5, 7, corner, mode, count=2), "compiled")
+
+
+@needs_sweep
+@pytest.mark.parametrize("heads,key_dim,value_dim", [(1, 1, 1), (3, 5, 2), (2, 16, 16), (1, 9, 33)])
+def test_head_sizes(heads, key_dim, value_dim):
+    # Sums over the value size run in blocks of 8: sizes below, at and across a block.
+    gen = torch.Generator().manual_seed(3)
+    union = disjoint_union([random_tree(11, gen), molecule(RING_SMILES[2]), chain(4)])
+    g = pg.prepare_dag(*union, mode="D")
+    assert_plstm_matches_reference(g, "compiled", heads, key_dim, value_dim)
+
+
+@needs_sweep
+def test_float32_is_computed_in_float32():
+    g = pg.prepare_dag(*molecule(RING_SMILES[-1]))
+    inputs = random_plstm_inputs(g, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    want = pg.plstm(*inputs, g, backend="reference")
+    got = pg.plstm(*(x.float() for x in inputs), g, backend="compiled")
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-5)
+
+
+@needs_sweep
+def test_inputs_in_any_memory_layout():
+    g = pg.prepare_dag(*molecule(RING_SMILES[3]))
+    q, k, v, s, t, m, d = random_plstm_inputs(g, 2, 3, 3)
+    # Heads-first tensors, transposed back: same values, not contiguous.
+    strided = [x.transpose(0, 1).contiguous().transpose(0, 1) for x in (q, k, v, s, t, m, d)]
+    assert not strided[0].is_contiguous()
+    torch.testing.assert_close(pg.plstm(*strided, g, backend="compiled"),
+                               pg.plstm(q, k, v, s, t, m, d, g, backend="reference"),
+                               atol=1e-12, rtol=0)
