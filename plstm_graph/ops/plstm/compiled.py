@@ -32,7 +32,6 @@ from torch.autograd.function import once_differentiable
 from ...graph.line_graph import LineGraph
 from .blocks import components_of
 from .dispatch import register_backend
-from .naive import direct_backward, direct_term
 
 SOURCE = Path(__file__).with_name("csrc") / "plstm_sweep.c"
 #: No -ffast-math: NaN and inf must travel as in the reference.
@@ -56,15 +55,8 @@ class SweepPlan:
     out_ptr: Tensor  # [E + 1]
     out_pos: Tensor  # [L] position of the line edge's end, grouped by its start
     out_line: Tensor  # [L]
-
-    @property
-    def num_comps(self) -> int:
-        return self.comp_ptr.numel() - 1
-
-    @property
-    def largest(self) -> int:
-        """Edges of the largest component: the sweep's scratch holds that many cells."""
-        return int(self.comp_ptr.diff().max()) if self.num_comps else 0
+    num_comps: int  # C
+    largest: int  # edges of the largest component: the sweep's scratch holds that many cells
 
 
 def _csr(group: Tensor, other: Tensor, size: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -80,13 +72,15 @@ def make_sweep_plan(graph: LineGraph) -> SweepPlan:
     comp = components_of(graph)[graph.edge_index[0].cpu().numpy()]
     edge = torch.from_numpy(np.lexsort((graph.edge_level.cpu().numpy(), comp)))
     counts = np.bincount(comp)
-    comp_ptr = torch.from_numpy(np.concatenate([[0], np.cumsum(counts[counts > 0])]))
+    counts = counts[counts > 0]
+    comp_ptr = torch.from_numpy(np.concatenate([[0], np.cumsum(counts)]))
     position = torch.empty_like(edge)
     position[edge] = torch.arange(graph.num_edges)
     e_in, e_out = position[graph.line_index.cpu()]
     src, dst = graph.edge_index.cpu()[:, edge]
     return SweepPlan(comp_ptr, edge, src.contiguous(), dst.contiguous(),
-                     *_csr(e_out, e_in, graph.num_edges), *_csr(e_in, e_out, graph.num_edges))
+                     *_csr(e_out, e_in, graph.num_edges), *_csr(e_in, e_out, graph.num_edges),
+                     num_comps=len(counts), largest=int(counts.max(initial=0)))
 
 
 def sweep_plan_of(graph: LineGraph) -> SweepPlan:
@@ -141,8 +135,8 @@ def build(scalar: str) -> Path:
 
 
 _INT, _PTR = ctypes.c_int64, ctypes.c_void_p
-_SIGNATURES = {"plstm_sweep_forward": [_INT] * 4 + [_PTR] * 15,
-               "plstm_sweep_backward": [_INT] * 4 + [_PTR] * 25}
+_SIGNATURES = {"plstm_sweep_forward": [_INT] * 5 + [_PTR] * 16,
+               "plstm_sweep_backward": [_INT] * 5 + [_PTR] * 27}
 
 
 @functools.cache  # a loaded library, like an imported module: once per process
@@ -175,57 +169,48 @@ def _pointers(*tensors: Tensor) -> list[int]:
     return [t.data_ptr() for t in tensors]
 
 
-def sweep_forward(q, k, v, source, transition, mark, plan: SweepPlan) -> Tensor:
-    """Edge part of the output, ``h_n = sum_{e: dst e = n} M_e C_e^T q_n``: ``[N, H, V]``."""
+def sweep_forward(q, k, v, source, transition, mark, direct, plan: SweepPlan) -> Tensor:
+    """The output ``[N, H, V]``: ``h_n = sum_{e: dst e = n} M_e C_e^T q_n + D_n (q_n . k_n) v_n``."""
     (num_nodes, heads, key_dim), value_dim = q.shape, v.size(-1)
     cells = q.new_empty(plan.largest, heads, key_dim, value_dim)  # scratch: one graph's cells
-    out = q.new_zeros(num_nodes, heads, value_dim)
+    out = q.new_empty(num_nodes, heads, value_dim)
     library(SCALARS[q.dtype]).plstm_sweep_forward(
-        plan.num_comps, heads, key_dim, value_dim,
+        num_nodes, plan.num_comps, heads, key_dim, value_dim,
         *_pointers(plan.comp_ptr, plan.edge, plan.src, plan.dst, plan.in_ptr, plan.in_pos,
-                   plan.in_line, q, k, v, source, transition, mark, cells, out))
+                   plan.in_line, q, k, v, source, transition, mark, direct, cells, out))
     return out
 
 
-def sweep_backward(grad_out, q, k, v, source, transition, mark,
+def sweep_backward(grad_out, q, k, v, source, transition, mark, direct,
                    plan: SweepPlan) -> tuple[Tensor, ...]:
-    """Gradients of the edge part w.r.t. ``q, k, v, source, transition, mark`` (each graph's
-    cell states are swept again, then its adjoint sweep runs)."""
-    (_, heads, key_dim), value_dim = q.shape, v.size(-1)
-    dq, dk, dv = (torch.zeros_like(x) for x in (q, k, v))
-    d_source, d_transition, d_mark = (torch.empty_like(x) for x in (source, transition, mark))
+    """Gradients w.r.t. ``q, k, v, source, transition, mark, direct`` (each graph's cell states
+    are swept again, then its adjoint sweep runs)."""
+    (num_nodes, heads, key_dim), value_dim = q.shape, v.size(-1)
+    grads = [torch.empty_like(x) for x in (q, k, v, source, transition, mark, direct)]
     # Scratch for one graph's cells and adjoints, held here: the C code gets bare pointers.
     cells, d_cells = (q.new_empty(plan.largest, heads, key_dim, value_dim) for _ in range(2))
     library(SCALARS[q.dtype]).plstm_sweep_backward(
-        plan.num_comps, heads, key_dim, value_dim,
+        num_nodes, plan.num_comps, heads, key_dim, value_dim,
         *_pointers(plan.comp_ptr, plan.edge, plan.src, plan.dst, plan.in_ptr, plan.in_pos,
                    plan.in_line, plan.out_ptr, plan.out_pos, plan.out_line, q, k, v, source,
-                   transition, mark, grad_out, cells, d_cells, dq, dk, dv, d_source,
-                   d_transition, d_mark))
-    return dq, dk, dv, d_source, d_transition, d_mark
+                   transition, mark, direct, grad_out, cells, d_cells, *grads))
+    return tuple(grads)
 
 
 class CompiledPLSTM(torch.autograd.Function):
-    """pLSTM by the compiled sweep, the direct term included. Only the inputs are kept
-    between the passes (the backward sweeps each graph's cells again)."""
+    """pLSTM by the compiled sweep. Only the inputs are kept between the passes (the backward
+    sweeps each graph's cells again)."""
 
     @staticmethod
     def forward(ctx, q, k, v, source, transition, mark, direct, plan: SweepPlan):
         ctx.plan = plan
         ctx.save_for_backward(q, k, v, source, transition, mark, direct)
-        out = sweep_forward(q, k, v, source, transition, mark, plan)
-        return out.add_(direct_term(q, k, v, direct))
+        return sweep_forward(q, k, v, source, transition, mark, direct, plan)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        q, k, v, source, transition, mark, direct = ctx.saved_tensors
-        grad_out = grad_out.contiguous()
-        with torch.autocast(grad_out.device.type, enabled=False):  # as in forward (dispatch)
-            dq, dk, dv, *gates = sweep_backward(grad_out, q, k, v, source, transition, mark,
-                                                ctx.plan)
-            dq_d, dk_d, dv_d, d_direct = direct_backward(grad_out, q, k, v, direct)
-        return dq.add_(dq_d), dk.add_(dk_d), dv.add_(dv_d), *gates, d_direct, None
+        return *sweep_backward(grad_out.contiguous(), *ctx.saved_tensors, ctx.plan), None
 
 
 def plstm_compiled(q, k, v, source, transition, mark, direct, graph: LineGraph,

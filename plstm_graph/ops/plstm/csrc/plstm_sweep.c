@@ -1,4 +1,5 @@
-/* The pLSTM recurrence, one DAG edge at a time in topological order, for CPU tensors.
+/* The pLSTM recurrence, one DAG edge at a time in topological order, for CPU tensors, and
+ * the direct term D_n (q_n . k_n) v_n.
  *
  * Per head h, for the DAG edges of one weakly connected component (one graph of a batch) at
  * positions p in level order:
@@ -99,24 +100,43 @@ static void component_cells(int64_t begin, int64_t end, int64_t H, int64_t K, in
     }
 }
 
-void plstm_sweep_forward(int64_t num_comps, int64_t H, int64_t K, int64_t V, index_p comp_ptr,
-                         index_p edge, index_p src, index_p dst, index_p in_ptr, index_p in_pos,
-                         index_p in_line, in_p q, in_p k, in_p v, in_p S, in_p T, in_p M,
-                         out_p cells, out_p out)
+void plstm_sweep_forward(int64_t N, int64_t num_comps, int64_t H, int64_t K, int64_t V,
+                         index_p comp_ptr, index_p edge, index_p src, index_p dst, index_p in_ptr,
+                         index_p in_pos, index_p in_line, in_p q, in_p k, in_p v, in_p S, in_p T,
+                         in_p M, in_p D, out_p cells, out_p out)
 {
+    /* The direct term, D_n (q_n . k_n) v_n, in the reference's order of operations. */
+    for (int64_t nh = 0; nh < N * H; ++nh) {
+        const scalar_t gate = D[nh] * dot(q + nh * K, k + nh * K, K);
+        for (int64_t j = 0; j < V; ++j)
+            out[nh * V + j] = gate * v[nh * V + j];
+    }
     for (int64_t comp = 0; comp < num_comps; ++comp)
         component_cells(comp_ptr[comp], comp_ptr[comp + 1], H, K, V, edge, src, dst, in_ptr,
                         in_pos, in_line, q, k, v, S, T, M, cells, out);
 }
 
-void plstm_sweep_backward(int64_t num_comps, int64_t H, int64_t K, int64_t V, index_p comp_ptr,
-                          index_p edge, index_p src, index_p dst, index_p in_ptr, index_p in_pos,
-                          index_p in_line, index_p out_ptr, index_p out_pos, index_p out_line,
-                          in_p q, in_p k, in_p v, in_p S, in_p T, in_p M, in_p grad_out,
-                          out_p cells, out_p G, out_p dq, out_p dk, out_p dv, out_p dS, out_p dT,
-                          out_p dM)
+void plstm_sweep_backward(int64_t N, int64_t num_comps, int64_t H, int64_t K, int64_t V,
+                          index_p comp_ptr, index_p edge, index_p src, index_p dst,
+                          index_p in_ptr, index_p in_pos, index_p in_line, index_p out_ptr,
+                          index_p out_pos, index_p out_line, in_p q, in_p k, in_p v, in_p S,
+                          in_p T, in_p M, in_p D, in_p grad_out, out_p cells, out_p G, out_p dq,
+                          out_p dk, out_p dv, out_p dS, out_p dT, out_p dM, out_p dD)
 {
     const int64_t KV = K * V;
+    /* The direct term's gradients; they also initialise dq, dk and dv. */
+    for (int64_t nh = 0; nh < N * H; ++nh) {
+        const scalar_t score = dot(q + nh * K, k + nh * K, K);
+        const scalar_t read = dot(grad_out + nh * V, v + nh * V, V);
+        const scalar_t d_score = D[nh] * read, gate = D[nh] * score;
+        for (int64_t i = 0; i < K; ++i) {
+            dq[nh * K + i] = d_score * k[nh * K + i];
+            dk[nh * K + i] = d_score * q[nh * K + i];
+        }
+        for (int64_t j = 0; j < V; ++j)
+            dv[nh * V + j] = gate * grad_out[nh * V + j];
+        dD[nh] = score * read;
+    }
     for (int64_t comp = 0; comp < num_comps; ++comp) {
         const int64_t begin = comp_ptr[comp], end = comp_ptr[comp + 1];
         /* The component's cells again (not kept from the forward: one component at a time
