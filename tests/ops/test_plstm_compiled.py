@@ -41,6 +41,15 @@ def test_build_compiles_into_an_empty_cache_and_reuses_it(tmp_path, monkeypatch)
     assert compiled.build("double") == built and built.stat().st_mtime_ns == stamp
 
 
+def test_an_unusable_cache_folder_falls_back_to_the_temporary_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("PLSTM_GRAPH_KERNEL_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home" / ".cache"))
+    assert compiled._cache_dir() == tmp_path / "home" / ".cache" / "plstm_graph" / "kernels"
+    (tmp_path / "a-file").write_text("")  # no folder can be made below a file, even by root
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a-file"))
+    assert compiled._cache_dir().name == "plstm_graph_kernels"
+
+
 def test_a_failing_compiler_is_reported(tmp_path, monkeypatch):
     monkeypatch.setenv("PLSTM_GRAPH_KERNEL_CACHE", str(tmp_path))
     monkeypatch.setenv("CC", shutil.which("false") or "false")

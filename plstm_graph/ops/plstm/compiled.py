@@ -91,8 +91,14 @@ def sweep_plan_of(graph: LineGraph) -> SweepPlan:
 def _cache_dir() -> Path:
     if "PLSTM_GRAPH_KERNEL_CACHE" in os.environ:
         return Path(os.environ["PLSTM_GRAPH_KERNEL_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "plstm_graph" / "kernels"
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "plstm_graph" / "kernels"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.access(folder, os.W_OK):
+            return folder
+    except OSError:
+        pass
+    return Path(tempfile.gettempdir()) / "plstm_graph_kernels"  # e.g. a read-only home
 
 
 def _cpu_flags() -> str:
