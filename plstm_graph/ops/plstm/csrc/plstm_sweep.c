@@ -55,6 +55,24 @@ static inline scalar_t dot(in_p x, in_p y, int64_t size)
     return sum;
 }
 
+/* out = (scale x) y^T, a [rows, cols] matrix; the reference multiplies in this order. */
+static inline void scaled_outer(out_p out, scalar_t scale, in_p x, int64_t rows, in_p y,
+                                int64_t cols)
+{
+    for (int64_t i = 0; i < rows; ++i) {
+        const scalar_t sx = scale * x[i];
+        for (int64_t j = 0; j < cols; ++j)
+            out[i * cols + j] = sx * y[j];
+    }
+}
+
+/* out += t x */
+static inline void axpy(out_p out, scalar_t t, in_p x, int64_t size)
+{
+    for (int64_t i = 0; i < size; ++i)
+        out[i] += t * x[i];
+}
+
 /* Cells of positions [begin, end), one weakly connected component, into `cells` (indexed from
  * `begin`: a component's line edges stay within it); with `out`, also the readout. */
 static void component_cells(int64_t begin, int64_t end, int64_t H, int64_t K, int64_t V,
@@ -67,20 +85,9 @@ static void component_cells(int64_t begin, int64_t end, int64_t H, int64_t K, in
         const int64_t e = edge[p], a = src[p], n = dst[p];
         for (int64_t h = 0; h < H; ++h) {
             out_p c = cells + ((p - begin) * H + h) * KV;
-            const scalar_t s = S[e * H + h];
-            in_p ka = k + (a * H + h) * K;
-            in_p va = v + (a * H + h) * V;
-            for (int64_t i = 0; i < K; ++i) {
-                const scalar_t sk = s * ka[i];
-                for (int64_t j = 0; j < V; ++j)
-                    c[i * V + j] = sk * va[j];
-            }
-            for (int64_t l = in_ptr[p]; l < in_ptr[p + 1]; ++l) {
-                const scalar_t t = T[in_line[l] * H + h];
-                in_p prev = cells + ((in_pos[l] - begin) * H + h) * KV;
-                for (int64_t x = 0; x < KV; ++x)
-                    c[x] += t * prev[x];
-            }
+            scaled_outer(c, S[e * H + h], k + (a * H + h) * K, K, v + (a * H + h) * V, V);
+            for (int64_t l = in_ptr[p]; l < in_ptr[p + 1]; ++l)
+                axpy(c, T[in_line[l] * H + h], cells + ((in_pos[l] - begin) * H + h) * KV, KV);
             if (out == 0)
                 continue;
             /* M_e (C^T q), in this order: with an infinite gate, NaN and inf come out where
@@ -153,28 +160,19 @@ void plstm_sweep_backward(int64_t N, int64_t num_comps, int64_t H, int64_t K, in
                 in_p dhn = grad_out + (n * H + h) * V;
                 in_p ka = k + (a * H + h) * K;
                 in_p va = v + (a * H + h) * V;
-                for (int64_t i = 0; i < K; ++i) {
-                    const scalar_t mq = m * qn[i];
-                    for (int64_t j = 0; j < V; ++j)
-                        g[i * V + j] = mq * dhn[j];
-                }
+                scaled_outer(g, m, qn, K, dhn, V);
                 /* Every successor comes later in level order: its G is final. */
                 for (int64_t l = out_ptr[p]; l < out_ptr[p + 1]; ++l) {
-                    const scalar_t t = T[out_line[l] * H + h];
                     in_p next = G + ((out_pos[l] - begin) * H + h) * KV;
                     dT[out_line[l] * H + h] = dot(next, c, KV);
-                    for (int64_t x = 0; x < KV; ++x)
-                        g[x] += t * next[x];
+                    axpy(g, T[out_line[l] * H + h], next, KV);
                 }
                 out_p dka = dk + (a * H + h) * K;
                 out_p dva = dv + (a * H + h) * V;
                 out_p dqn = dq + (n * H + h) * K;
                 scalar_t ds = 0, dm = 0;
-                for (int64_t i = 0; i < K; ++i) {
-                    const scalar_t ska = s * ka[i];
-                    for (int64_t j = 0; j < V; ++j)
-                        dva[j] += ska * g[i * V + j];
-                }
+                for (int64_t i = 0; i < K; ++i)
+                    axpy(dva, s * ka[i], g + i * V, V);
                 for (int64_t i = 0; i < K; ++i) {
                     const scalar_t gv = dot(g + i * V, va, V), cdh = dot(c + i * V, dhn, V);
                     ds += gv * ka[i];
