@@ -1,7 +1,8 @@
 """pLSTM as a compiled per-edge sweep on CPU (``csrc/plstm_sweep.c``), with its adjoint sweep.
 
-The recurrence of :func:`~.naive.plstm_reference`, edge after edge in level order, written as C
-loops and built on first use with the system's C compiler (``$CC``, else ``cc``), once per
+The recurrence of :func:`~.naive.plstm_reference` and its direct term, graph after graph (the
+weakly connected components of a batch), each graph edge after edge in level order, written as
+C loops and built on first use with the system's C compiler (``$CC``, else ``cc``), once per
 scalar type, into a cache folder (``$PLSTM_GRAPH_KERNEL_CACHE``, else
 ``~/.cache/plstm_graph/kernels``). It does ``E * H * K * V`` multiply-adds per pass and no
 per-level or per-block operator calls, which is what the Python backends spend their time on
@@ -9,9 +10,10 @@ for batches of small graphs. Without a compiler (or with ``PLSTM_GRAPH_NO_COMPIL
 backend is unavailable: ``auto`` keeps the Python backends and asking for ``"compiled"`` by
 name raises an error that says why.
 
-Like the level sweep it keeps the ``[E, H, K, V]`` cell states for the backward (or sweeps
-them again with ``recompute=True``), and, following the recurrence's data flow, it leaves NaN
-and inf where the reference does. It runs single-threaded.
+Only the inputs are kept between forward and backward: the backward sweeps each graph's cell
+states again into a scratch of that graph's size, then runs the adjoint sweep over it, so no
+``[E, H, K, V]`` tensor exists (``recompute`` changes nothing). Following the recurrence's data
+flow, it leaves NaN and inf where the reference does. It runs single-threaded.
 """
 import ctypes
 import functools
