@@ -2,6 +2,8 @@
 graphs the Python backends cannot make fast (one large grid, a batch of grids)."""
 import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -47,7 +49,27 @@ def test_an_unusable_cache_folder_falls_back_to_the_temporary_folder(tmp_path, m
     assert compiled._cache_dir() == tmp_path / "home" / ".cache" / "plstm_graph" / "kernels"
     (tmp_path / "a-file").write_text("")  # no folder can be made below a file, even by root
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a-file"))
-    assert compiled._cache_dir().name == "plstm_graph_kernels"
+    fallback = compiled._cache_dir()
+    assert fallback.parent == Path(tempfile.gettempdir())
+    assert fallback.name.startswith("plstm_graph_kernels_") and not fallback.stat().st_mode & 0o077
+
+
+@needs_sweep
+def test_a_shared_cache_holds_libraries_others_can_read(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLSTM_GRAPH_KERNEL_CACHE", str(tmp_path))
+    old = os.umask(0o022)
+    try:
+        built = compiled.build("float")
+    finally:
+        os.umask(old)
+    assert built.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0o600
+
+
+@needs_sweep
+def test_cc_may_carry_arguments(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLSTM_GRAPH_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", f"{shutil.which('cc') or shutil.which('gcc')} -g0")
+    assert compiled.build("float").exists()
 
 
 def test_a_failing_compiler_is_reported(tmp_path, monkeypatch):
@@ -113,3 +135,41 @@ def test_inputs_in_any_memory_layout():
     torch.testing.assert_close(pg.plstm(*strided, g, backend="compiled"),
                                pg.plstm(q, k, v, s, t, m, d, g, backend="reference"),
                                atol=1e-12, rtol=0)
+
+
+@needs_sweep
+def test_a_large_value_size_needs_no_stack():
+    # V floats of readout used to live on the C stack (8 MiB by default).
+    g = pg.prepare_dag(*chain(3), orientation="given")
+    q, k, v, s, t, m, d = random_plstm_inputs(g, 1, 1, 3_000_000, dtype=torch.float32)
+    got = pg.plstm(q, k, v, s, t, m, d, g, backend="compiled")
+    torch.testing.assert_close(got, pg.plstm(q, k, v, s, t, m, d, g, backend="levels"))
+
+
+@needs_sweep
+def test_graphs_with_int32_indices():
+    g = pg.prepare_dag(*molecule(RING_SMILES[2]))
+    narrow = pg.LineGraph(g.edge_index.int(), g.edge_id.int(), g.line_index.int(),
+                          g.edge_level, g.num_nodes, g.mode)
+    inputs = random_plstm_inputs(g, 2, 3, 3)
+    torch.testing.assert_close(pg.plstm(*inputs, narrow, backend="compiled"),
+                               pg.plstm(*inputs, g, backend="reference"), atol=1e-12, rtol=0)
+
+
+@needs_sweep
+def test_direct_calls_check_their_inputs():
+    g = pg.prepare_dag(*chain(4), orientation="given")
+    q, k, v, s, t, m, d = random_plstm_inputs(g, 2, 3, 3)
+    with pytest.raises(ValueError, match="k must have q's dtype"):
+        compiled.plstm_compiled(q, k.float(), v, s, t, m, d, g)
+    with pytest.raises(ValueError, match=r"transition must have shape \[2, 2\]"):
+        compiled.plstm_compiled(q, k, v, s, t[:1], m, d, g)
+
+
+@needs_sweep
+def test_a_malformed_line_graph_is_refused():
+    g = pg.prepare_dag(*disjoint_union([chain(3), chain(3)]), orientation="given")
+    crossing = pg.LineGraph(g.edge_index, g.edge_id, torch.tensor([[0, 1], [3, 2]]),
+                            g.edge_level, g.num_nodes, g.mode)  # 0 -> 3 joins the two chains
+    with pytest.raises(ValueError, match="joins two weakly connected components"):
+        pg.plstm(*random_plstm_inputs(crossing, 1, 2, 2), crossing, backend="compiled")

@@ -14,7 +14,7 @@ BACKENDS = ["reference", "levels", "parallel", "mixed", "dense", "auto",
 
 @pytest.fixture(scope="module")
 def molecules() -> pg.LineGraph:
-    """Three molecules with rings in one batch (auto takes the parallel form for them)."""
+    """Three molecules with rings in one batch (auto: the compiled sweep, else parallel)."""
     return pg.prepare_dag(*disjoint_union([molecule(s) for s in RING_SMILES[1:4]]), mode="P")
 
 

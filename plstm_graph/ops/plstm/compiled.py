@@ -13,13 +13,15 @@ name raises an error that says why.
 Only the inputs are kept between forward and backward: the backward sweeps each graph's cell
 states again into a scratch of that graph's size, then runs the adjoint sweep over it, so no
 ``[E, H, K, V]`` tensor exists (``recompute`` changes nothing). Following the recurrence's data
-flow, it leaves NaN and inf where the reference does. It runs single-threaded.
+flow, its output is NaN or inf where the reference's is (its gradients are non-finite at the
+same entries, though NaN and inf may trade places, as with ``levels``). It runs single-threaded.
 """
 import ctypes
 import functools
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -31,7 +33,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from ...data.atomic import atomic_path
 from ...graph.line_graph import LineGraph
+from ...graph.validation import check_shape
 from .blocks import components_of
 from .dispatch import register_backend
 
@@ -71,15 +75,23 @@ def _csr(group: Tensor, other: Tensor, size: int) -> tuple[Tensor, Tensor, Tenso
 def make_sweep_plan(graph: LineGraph) -> SweepPlan:
     # Graph after graph: the sweep keeps one graph's cells in cache, and the backward sweeps
     # each graph's cells again instead of keeping all of them.
-    comp = components_of(graph)[graph.edge_index[0].cpu().numpy()]
+    edge_index, line_index = (x.cpu().long() for x in (graph.edge_index, graph.line_index))
+    comp = components_of(graph)[edge_index[0].numpy()]
     edge = torch.from_numpy(np.lexsort((graph.edge_level.cpu().numpy(), comp)))
     counts = np.bincount(comp)
     counts = counts[counts > 0]
-    comp_ptr = torch.from_numpy(np.concatenate([[0], np.cumsum(counts)]))
+    comp_ptr = torch.from_numpy(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
     position = torch.empty_like(edge)
     position[edge] = torch.arange(graph.num_edges)
-    e_in, e_out = position[graph.line_index.cpu()]
-    src, dst = graph.edge_index.cpu()[:, edge]
+    e_in, e_out = position[line_index]
+    # The C sweep indexes a graph's scratch by position: a line edge must run forward within
+    # one graph (prepare_dag's line graphs do; a hand-built LineGraph might not).
+    same_graph = comp[line_index[0].numpy()] == comp[line_index[1].numpy()]
+    if not (bool((e_in < e_out).all()) and same_graph.all()):
+        raise ValueError("graph has a line edge that joins two weakly connected components or "
+                         "does not go from a lower to a higher edge level; build it with "
+                         "prepare_dag")
+    src, dst = edge_index[:, edge]
     return SweepPlan(comp_ptr, edge, src.contiguous(), dst.contiguous(),
                      *_csr(e_out, e_in, graph.num_edges), *_csr(e_in, e_out, graph.num_edges),
                      num_comps=len(counts), largest=int(counts.max(initial=0)))
@@ -100,50 +112,61 @@ def _cache_dir() -> Path:
             return folder
     except OSError:
         pass
-    return Path(tempfile.gettempdir()) / "plstm_graph_kernels"  # e.g. a read-only home
+    # e.g. a read-only home: a private folder in the temporary one, which other users must not
+    # be able to fill with libraries this process would load.
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    folder = Path(tempfile.gettempdir()) / f"plstm_graph_kernels_{uid if uid is not None else 'user'}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if uid is not None and (folder.stat().st_uid != uid or folder.stat().st_mode & 0o022):
+        raise RuntimeError(f"{folder} belongs to another user or is writable by others")
+    return folder
+
+
+#: Lines of /proc/cpuinfo that tell kinds of CPU apart (x86: flags, model; ARM: Features, part).
+_CPU_FIELDS = ("flags", "model name", "Features", "CPU implementer", "CPU part")
 
 
 def _cpu_flags() -> str:
-    """The CPU's feature flags (-march=native builds for them), so that a cache folder
+    """The CPU's kind and features (-march=native builds for them), so that a cache folder
     shared by different machines keeps one build per kind of CPU."""
     try:
         with open("/proc/cpuinfo") as lines:
-            return next((line for line in lines if line.startswith("flags")), "")
+            fields = {line.split(":")[0].strip(): line for line in lines
+                      if line.split(":")[0].strip() in _CPU_FIELDS}
+        return "".join(fields[name] for name in _CPU_FIELDS if name in fields)
     except OSError:
-        return platform.processor()
+        return f"{platform.processor()} {platform.platform()}"
 
 
 def build(scalar: str) -> Path:
     """The shared library of the sweep for ``scalar`` (``"float"`` or ``"double"``), compiled
     unless the cache holds it. Raises ``RuntimeError`` when it cannot be built."""
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
+    compiler = shlex.split(os.environ.get("CC", "")) or [shutil.which("cc") or shutil.which("gcc")]
+    if compiler[0] is None:
         raise RuntimeError("no C compiler found (set CC, or install gcc or clang)")
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(b"\0".join([source, " ".join(FLAGS).encode(), compiler.encode(),
-                                     scalar.encode(), platform.machine().encode(),
+    key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), " ".join(FLAGS).encode(),
+                                     " ".join(compiler).encode(), scalar.encode(),
+                                     platform.machine().encode(),
                                      _cpu_flags().encode()])).hexdigest()[:16]
     target = _cache_dir() / f"plstm_sweep_{scalar}_{key}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Build beside the target and rename: concurrent processes never load a half-written file.
-    fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
-    try:
-        result = subprocess.run([compiler, *FLAGS, f"-DSCALAR={scalar}", str(SOURCE), "-o", partial],
-                                capture_output=True, text=True)
+    # Built beside the target and renamed: concurrent processes never load a half-written file.
+    with atomic_path(target) as partial:
+        try:
+            result = subprocess.run([*compiler, *FLAGS, f"-DSCALAR={scalar}", str(SOURCE), "-o",
+                                     str(partial)], capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise RuntimeError(f"{' '.join(compiler)} could not build {SOURCE.name}: {error}")
         if result.returncode:
-            raise RuntimeError(f"{compiler} failed on {SOURCE.name}:\n{result.stderr.strip()}")
-        os.replace(partial, target)
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
+            raise RuntimeError(f"{' '.join(compiler)} failed on {SOURCE.name}:\n"
+                               f"{result.stderr.strip()}")
     return target
 
 
 _INT, _PTR = ctypes.c_int64, ctypes.c_void_p
-_SIGNATURES = {"plstm_sweep_forward": [_INT] * 5 + [_PTR] * 16,
+_SIGNATURES = {"plstm_sweep_forward": [_INT] * 5 + [_PTR] * 17,
                "plstm_sweep_backward": [_INT] * 5 + [_PTR] * 27}
 
 
@@ -180,12 +203,14 @@ def _pointers(*tensors: Tensor) -> list[int]:
 def sweep_forward(q, k, v, source, transition, mark, direct, plan: SweepPlan) -> Tensor:
     """The output ``[N, H, V]``: ``h_n = sum_{e: dst e = n} M_e C_e^T q_n + D_n (q_n . k_n) v_n``."""
     (num_nodes, heads, key_dim), value_dim = q.shape, v.size(-1)
-    cells = q.new_empty(plan.largest, heads, key_dim, value_dim)  # scratch: one graph's cells
+    # Scratch for one graph's cells and one readout, held here: the C code gets bare pointers.
+    cells = q.new_empty(plan.largest, heads, key_dim, value_dim)
+    read = q.new_empty(value_dim)
     out = q.new_empty(num_nodes, heads, value_dim)
     library(SCALARS[q.dtype]).plstm_sweep_forward(
         num_nodes, plan.num_comps, heads, key_dim, value_dim,
         *_pointers(plan.comp_ptr, plan.edge, plan.src, plan.dst, plan.in_ptr, plan.in_pos,
-                   plan.in_line, q, k, v, source, transition, mark, direct, cells, out))
+                   plan.in_line, q, k, v, source, transition, mark, direct, cells, read, out))
     return out
 
 
@@ -231,7 +256,19 @@ def plstm_compiled(q, k, v, source, transition, mark, direct, graph: LineGraph,
         raise ValueError(f"backend 'compiled' runs on CPU tensors, got q on {q.device}")
     if q.dtype not in SCALARS:
         raise ValueError(f"backend 'compiled' takes float32 or float64, got {q.dtype}")
-    inputs = [x.contiguous() for x in (q, k, v, source, transition, mark, direct)]
+    # pg.plstm checks these too; C reads whatever memory it is given.
+    (_, heads, key_dim), value_dim = q.shape, v.size(-1)
+    shapes = {"q": (graph.num_nodes, heads, key_dim), "k": (graph.num_nodes, heads, key_dim),
+              "v": (graph.num_nodes, heads, value_dim), "source": (graph.num_edges, heads),
+              "transition": (graph.num_line_edges, heads), "mark": (graph.num_edges, heads),
+              "direct": (graph.num_nodes, heads)}
+    inputs = (q, k, v, source, transition, mark, direct)
+    for (name, shape), x in zip(shapes.items(), inputs):
+        check_shape(x, name, shape)
+        if x.dtype != q.dtype or x.device != q.device:
+            raise ValueError(f"{name} must have q's dtype and device ({q.dtype}, {q.device}), "
+                             f"got {x.dtype}, {x.device}")
+    inputs = [x.contiguous() for x in inputs]
     return CompiledPLSTM.apply(*inputs, sweep_plan_of(graph))
 
 

@@ -74,11 +74,12 @@ static inline void axpy(out_p out, scalar_t t, in_p x, int64_t size)
 }
 
 /* Cells of positions [begin, end), one weakly connected component, into `cells` (indexed from
- * `begin`: a component's line edges stay within it); with `out`, also the readout. */
+ * `begin`: a component's line edges stay within it); with `out`, also the readout (`read`:
+ * scratch of V). */
 static void component_cells(int64_t begin, int64_t end, int64_t H, int64_t K, int64_t V,
                             index_p edge, index_p src, index_p dst, index_p in_ptr, index_p in_pos,
                             index_p in_line, in_p q, in_p k, in_p v, in_p S, in_p T, in_p M,
-                            out_p cells, scalar_t *out)
+                            out_p cells, out_p read, scalar_t *out)
 {
     const int64_t KV = K * V;
     for (int64_t p = begin; p < end; ++p) {
@@ -93,7 +94,6 @@ static void component_cells(int64_t begin, int64_t end, int64_t H, int64_t K, in
             /* M_e (C^T q), in this order: with an infinite gate, NaN and inf come out where
              * the reference puts them. */
             in_p qn = q + (n * H + h) * K;
-            scalar_t read[V];
             for (int64_t j = 0; j < V; ++j)
                 read[j] = 0;
             for (int64_t i = 0; i < K; ++i)
@@ -110,7 +110,7 @@ static void component_cells(int64_t begin, int64_t end, int64_t H, int64_t K, in
 void plstm_sweep_forward(int64_t N, int64_t num_comps, int64_t H, int64_t K, int64_t V,
                          index_p comp_ptr, index_p edge, index_p src, index_p dst, index_p in_ptr,
                          index_p in_pos, index_p in_line, in_p q, in_p k, in_p v, in_p S, in_p T,
-                         in_p M, in_p D, out_p cells, out_p out)
+                         in_p M, in_p D, out_p cells, out_p read, out_p out)
 {
     /* The direct term, D_n (q_n . k_n) v_n, in the reference's order of operations. */
     for (int64_t nh = 0; nh < N * H; ++nh) {
@@ -120,7 +120,7 @@ void plstm_sweep_forward(int64_t N, int64_t num_comps, int64_t H, int64_t K, int
     }
     for (int64_t comp = 0; comp < num_comps; ++comp)
         component_cells(comp_ptr[comp], comp_ptr[comp + 1], H, K, V, edge, src, dst, in_ptr,
-                        in_pos, in_line, q, k, v, S, T, M, cells, out);
+                        in_pos, in_line, q, k, v, S, T, M, cells, read, out);
 }
 
 void plstm_sweep_backward(int64_t N, int64_t num_comps, int64_t H, int64_t K, int64_t V,
@@ -149,7 +149,7 @@ void plstm_sweep_backward(int64_t N, int64_t num_comps, int64_t H, int64_t K, in
         /* The component's cells again (not kept from the forward: one component at a time
          * stays in cache, and nothing of size E * H * K * V lives between the passes). */
         component_cells(begin, end, H, K, V, edge, src, dst, in_ptr, in_pos, in_line, q, k, v,
-                        S, T, M, cells, 0);
+                        S, T, M, cells, 0, 0);
         for (int64_t p = end - 1; p >= begin; --p) {
             const int64_t e = edge[p], a = src[p], n = dst[p];
             for (int64_t h = 0; h < H; ++h) {
