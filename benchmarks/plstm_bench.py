@@ -101,8 +101,9 @@ def main(argv=None):
                                       torch.nn.Linear(args.width, args.width)))
     # The reference loop takes seconds per call: it runs 3 times (its time moves by 2x between
     # single runs on a shared machine, and every ratio below divides by it).
+    reference_runs = min(3, args.repeats)
     rows = {
-        "plstm op, reference": (op("reference"), min(3, args.repeats)),
+        "plstm op, reference": (op("reference"), reference_runs),
         "plstm op, levels": (op("levels"), args.repeats),
         "plstm op, levels, recompute": (op("levels", True), args.repeats),
         "plstm op, parallel": (op("parallel"), args.repeats),
@@ -116,7 +117,7 @@ def main(argv=None):
     results = measure(rows, args.repeats)
 
     print(f"\nforward + backward, width {args.width}, {args.heads} heads (median of {args.repeats}, "
-          f"rounds interleaved; reference: median of {min(3, args.repeats)}); load average {os.getloadavg()[0]:.1f} "
+          f"rounds interleaved; reference: median of {reference_runs}); load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs")
     print(f"| {'what':<29} | {'ms':>10} | {'CPU ms':>10} | {'peak MiB':>9} |")
     print(f"|{'-' * 31}|{'-' * 12}|{'-' * 12}|{'-' * 11}|")

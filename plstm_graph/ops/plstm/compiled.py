@@ -35,9 +35,8 @@ from torch.autograd.function import once_differentiable
 
 from ...data.atomic import atomic_path
 from ...graph.line_graph import LineGraph
-from ...graph.validation import check_shape
 from .blocks import components_of
-from .dispatch import register_backend
+from .dispatch import check_inputs, check_same_dtype, register_backend
 
 SOURCE = Path(__file__).with_name("csrc") / "plstm_sweep.c"
 #: No -ffast-math: NaN and inf must travel as in the reference.
@@ -138,14 +137,21 @@ def _cpu_flags() -> str:
         return f"{platform.processor()} {platform.platform()}"
 
 
+def compiler() -> list[str] | None:
+    """The C compiler's command (``$CC``, split like a shell, else ``cc`` or ``gcc``), or
+    ``None`` when there is none."""
+    found = shutil.which("cc") or shutil.which("gcc")
+    return shlex.split(os.environ.get("CC", "")) or ([found] if found else None)
+
+
 def build(scalar: str) -> Path:
     """The shared library of the sweep for ``scalar`` (``"float"`` or ``"double"``), compiled
     unless the cache holds it. Raises ``RuntimeError`` when it cannot be built."""
-    compiler = shlex.split(os.environ.get("CC", "")) or [shutil.which("cc") or shutil.which("gcc")]
-    if compiler[0] is None:
+    command = compiler()
+    if command is None:
         raise RuntimeError("no C compiler found (set CC, or install gcc or clang)")
     key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), " ".join(FLAGS).encode(),
-                                     " ".join(compiler).encode(), scalar.encode(),
+                                     " ".join(command).encode(), scalar.encode(),
                                      platform.machine().encode(),
                                      _cpu_flags().encode()])).hexdigest()[:16]
     target = _cache_dir() / f"plstm_sweep_{scalar}_{key}.so"
@@ -155,12 +161,12 @@ def build(scalar: str) -> Path:
     # Built beside the target and renamed: concurrent processes never load a half-written file.
     with atomic_path(target) as partial:
         try:
-            result = subprocess.run([*compiler, *FLAGS, f"-DSCALAR={scalar}", str(SOURCE), "-o",
+            result = subprocess.run([*command, *FLAGS, f"-DSCALAR={scalar}", str(SOURCE), "-o",
                                      str(partial)], capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as error:
-            raise RuntimeError(f"{' '.join(compiler)} could not build {SOURCE.name}: {error}")
+            raise RuntimeError(f"{' '.join(command)} could not build {SOURCE.name}: {error}")
         if result.returncode:
-            raise RuntimeError(f"{' '.join(compiler)} failed on {SOURCE.name}:\n"
+            raise RuntimeError(f"{' '.join(command)} failed on {SOURCE.name}:\n"
                                f"{result.stderr.strip()}")
     return target
 
@@ -252,22 +258,14 @@ def plstm_compiled(q, k, v, source, transition, mark, direct, graph: LineGraph,
     reason = unavailable()
     if reason is not None:
         raise RuntimeError(f"backend 'compiled' is not available here: {reason}")
+    # pg.plstm checks these too, but C reads whatever memory it is given: direct calls as well.
+    inputs = (q, k, v, source, transition, mark, direct)
+    check_inputs(inputs, graph)
+    check_same_dtype(inputs)
     if q.device.type != "cpu":
         raise ValueError(f"backend 'compiled' runs on CPU tensors, got q on {q.device}")
     if q.dtype not in SCALARS:
         raise ValueError(f"backend 'compiled' takes float32 or float64, got {q.dtype}")
-    # pg.plstm checks these too; C reads whatever memory it is given.
-    (_, heads, key_dim), value_dim = q.shape, v.size(-1)
-    shapes = {"q": (graph.num_nodes, heads, key_dim), "k": (graph.num_nodes, heads, key_dim),
-              "v": (graph.num_nodes, heads, value_dim), "source": (graph.num_edges, heads),
-              "transition": (graph.num_line_edges, heads), "mark": (graph.num_edges, heads),
-              "direct": (graph.num_nodes, heads)}
-    inputs = (q, k, v, source, transition, mark, direct)
-    for (name, shape), x in zip(shapes.items(), inputs):
-        check_shape(x, name, shape)
-        if x.dtype != q.dtype or x.device != q.device:
-            raise ValueError(f"{name} must have q's dtype and device ({q.dtype}, {q.device}), "
-                             f"got {x.dtype}, {x.device}")
     inputs = [x.contiguous() for x in inputs]
     return CompiledPLSTM.apply(*inputs, sweep_plan_of(graph))
 

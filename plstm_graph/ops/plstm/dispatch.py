@@ -108,32 +108,43 @@ def plstm(q: Tensor, k: Tensor, v: Tensor, source: Tensor, transition: Tensor, m
         q, k ``[N, H, K]``; v ``[N, H, V]``; source, mark ``[E, H]``; transition ``[L, H]``;
         direct ``[N, H]``; output ``[N, H, V]``.
     """
-    if not isinstance(graph, LineGraph):
-        raise ValueError(f"graph must be a LineGraph (see prepare_dag), got {type(graph).__name__}")
     check_one_of(backend, "backend", BACKENDS)
-    check_shape(q, "q", (graph.num_nodes, None, None))
-    heads, key_dim = q.shape[1:]
-    check_shape(k, "k", (graph.num_nodes, heads, key_dim))
-    check_shape(v, "v", (graph.num_nodes, heads, None))
-    check_shape(source, "source", (graph.num_edges, heads))
-    check_shape(transition, "transition", (graph.num_line_edges, heads))
-    check_shape(mark, "mark", (graph.num_edges, heads))
-    check_shape(direct, "direct", (graph.num_nodes, heads))
     inputs = (q, k, v, source, transition, mark, direct)
-    for name, x in zip(INPUT_NAMES[1:], inputs[1:]):
-        if x.device != q.device:
-            raise ValueError(f"{name} must be on the device of q ({q.device}), got {x.device}")
+    check_inputs(inputs, graph)
     fn = BACKENDS[backend]
     if torch.is_autocast_enabled(q.device.type):
         dtype = _float32_if_half(reduce(torch.promote_types, (x.dtype for x in inputs)))
         with torch.autocast(q.device.type, enabled=False):
             return fn(*(x.to(dtype) for x in inputs), graph, recompute)
-    for name, x in zip(INPUT_NAMES[1:], inputs[1:]):
-        if x.dtype != q.dtype:
-            raise ValueError(f"{name} must have the dtype of q ({q.dtype}), got {x.dtype}")
+    check_same_dtype(inputs)
     if q.dtype in HALF_DTYPES:
         return fn(*(x.float() for x in inputs), graph, recompute).to(q.dtype)
     return fn(*inputs, graph, recompute)
+
+
+def check_inputs(inputs, graph: LineGraph) -> None:
+    """``(q, k, v, source, transition, mark, direct)`` of the shapes :func:`plstm` documents for
+    ``graph``, on one device; a ``ValueError`` names the first argument that is not."""
+    if not isinstance(graph, LineGraph):
+        raise ValueError(f"graph must be a LineGraph (see prepare_dag), got {type(graph).__name__}")
+    q = inputs[0]
+    check_shape(q, "q", (graph.num_nodes, None, None))
+    heads, key_dim = q.shape[1:]
+    shapes = ((graph.num_nodes, heads, key_dim), (graph.num_nodes, heads, None),
+              (graph.num_edges, heads), (graph.num_line_edges, heads), (graph.num_edges, heads),
+              (graph.num_nodes, heads))
+    for name, x, shape in zip(INPUT_NAMES[1:], inputs[1:], shapes):
+        check_shape(x, name, shape)
+        if x.device != q.device:
+            raise ValueError(f"{name} must be on the device of q ({q.device}), got {x.device}")
+
+
+def check_same_dtype(inputs) -> None:
+    """Every input has ``q``'s dtype (outside autocast, :func:`plstm` promotes nothing)."""
+    q = inputs[0]
+    for name, x in zip(INPUT_NAMES[1:], inputs[1:]):
+        if x.dtype != q.dtype:
+            raise ValueError(f"{name} must have the dtype of q ({q.dtype}), got {x.dtype}")
 
 
 def _float32_if_half(dtype: torch.dtype) -> torch.dtype:
