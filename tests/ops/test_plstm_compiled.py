@@ -11,8 +11,9 @@ import torch
 import plstm_graph as pg
 from plstm_graph.graph.grid import grid_line_graph
 from plstm_graph.ops.plstm import auto_backend, compiled
-from plstm_graph.testing import (RING_SMILES, assert_plstm_matches_reference, chain,
-                                 disjoint_union, molecule, random_plstm_inputs, random_tree)
+from plstm_graph.testing import (PLSTM_INPUT_NAMES, RING_SMILES, assert_plstm_matches_reference,
+                                 assert_same_outputs_and_grads, chain, disjoint_union, molecule,
+                                 random_plstm_inputs, random_tree)
 
 needs_sweep = pytest.mark.skipif(not compiled.available(),
                                  reason=f"compiled sweep unavailable: {compiled.unavailable()}")
@@ -105,9 +106,11 @@ def test_grid_batch_matches_reference(mode, corner):
 
 
 @needs_sweep
-@pytest.mark.parametrize("heads,key_dim,value_dim", [(1, 1, 1), (3, 5, 2), (2, 16, 16), (1, 9, 33)])
+@pytest.mark.parametrize("heads,key_dim,value_dim",
+                         [(1, 1, 1), (3, 5, 2), (2, 16, 16), (1, 9, 33), (1, 13, 12)])
 def test_head_sizes(heads, key_dim, value_dim):
-    # Sums over the value size run in blocks of 8: sizes below, at and across a block.
+    # Sums over the value size run in blocks of 8, and rows of a cell in groups of 4 (double)
+    # or 8 (float): sizes below, at and across a block or group.
     gen = torch.Generator().manual_seed(3)
     union = disjoint_union([random_tree(11, gen), molecule(RING_SMILES[2]), chain(4)])
     g = pg.prepare_dag(*union, mode="D")
@@ -122,6 +125,19 @@ def test_float32_is_computed_in_float32():
     got = pg.plstm(*(x.float() for x in inputs), g, backend="compiled")
     assert got.dtype == torch.float32
     torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-5)
+
+
+@needs_sweep
+@pytest.mark.parametrize("heads,key_dim,value_dim", [(2, 16, 16), (1, 13, 24), (1, 16, 12)])
+def test_float32_gradients(heads, key_dim, value_dim):
+    # float32 has its own vector paths (8 rows of a cell at a time where V is a multiple of 8).
+    g = pg.prepare_dag(*disjoint_union([molecule(RING_SMILES[2]), chain(5)]))
+    inputs = random_plstm_inputs(g, heads, key_dim, value_dim,
+                                 generator=torch.Generator().manual_seed(1))
+    assert_same_outputs_and_grads(
+        lambda *xs: pg.plstm(*(x.float() for x in xs), g, backend="compiled").double(),
+        lambda *xs: pg.plstm(*xs, g, backend="reference"), inputs, names=PLSTM_INPUT_NAMES,
+        atol=1e-5, rtol=1e-4)
 
 
 @needs_sweep

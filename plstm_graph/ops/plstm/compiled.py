@@ -42,6 +42,8 @@ SOURCE = Path(__file__).with_name("csrc") / "plstm_sweep.c"
 #: No -ffast-math: NaN and inf must travel as in the reference.
 FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c99")
 SCALARS = {torch.float32: "float", torch.float64: "double"}
+#: Per scalar type, what the C code is told about it (its AVX2 paths differ by lane count).
+SCALAR_DEFINES = {"float": ("-DSCALAR=float", "-DSCALAR_IS_FLOAT=1"), "double": ("-DSCALAR=double",)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,7 +163,7 @@ def build(scalar: str) -> Path:
     # Built beside the target and renamed: concurrent processes never load a half-written file.
     with atomic_path(target) as partial:
         try:
-            result = subprocess.run([*command, *FLAGS, f"-DSCALAR={scalar}", str(SOURCE), "-o",
+            result = subprocess.run([*command, *FLAGS, *SCALAR_DEFINES[scalar], str(SOURCE), "-o",
                                      str(partial)], capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as error:
             raise RuntimeError(f"{' '.join(command)} could not build {SOURCE.name}: {error}")
@@ -173,7 +175,7 @@ def build(scalar: str) -> Path:
 
 _INT, _PTR = ctypes.c_int64, ctypes.c_void_p
 _SIGNATURES = {"plstm_sweep_forward": [_INT] * 5 + [_PTR] * 17,
-               "plstm_sweep_backward": [_INT] * 5 + [_PTR] * 27}
+               "plstm_sweep_backward": [_INT] * 5 + [_PTR] * 29}
 
 
 @functools.cache  # a loaded library, like an imported module: once per process
@@ -226,13 +228,15 @@ def sweep_backward(grad_out, q, k, v, source, transition, mark, direct,
     are swept again, then its adjoint sweep runs)."""
     (num_nodes, heads, key_dim), value_dim = q.shape, v.size(-1)
     grads = [torch.empty_like(x) for x in (q, k, v, source, transition, mark, direct)]
-    # Scratch for one graph's cells and adjoints, held here: the C code gets bare pointers.
+    # Scratch for one graph's cells and adjoints and two products of a cell with a vector, held
+    # here: the C code gets bare pointers.
     cells, d_cells = (q.new_empty(plan.largest, heads, key_dim, value_dim) for _ in range(2))
+    row_sums = q.new_empty(2, key_dim)
     library(SCALARS[q.dtype]).plstm_sweep_backward(
         num_nodes, plan.num_comps, heads, key_dim, value_dim,
         *_pointers(plan.comp_ptr, plan.edge, plan.src, plan.dst, plan.in_ptr, plan.in_pos,
                    plan.in_line, plan.out_ptr, plan.out_pos, plan.out_line, q, k, v, source,
-                   transition, mark, direct, grad_out, cells, d_cells, *grads))
+                   transition, mark, direct, grad_out, cells, d_cells, *row_sums, *grads))
     return tuple(grads)
 
 

@@ -18,11 +18,11 @@
  * products, while the recurrence itself is E * H * K * V multiply-adds per pass. Only one
  * component's cells and adjoints exist at a time (scratch of its size, which stays in cache);
  * nothing of size E * H * K * V is kept between the passes. Compiled once per scalar type with
- * -DSCALAR=float or -DSCALAR=double.
+ * -DSCALAR=float -DSCALAR_IS_FLOAT=1 or -DSCALAR=double.
  *
  * Layouts (row-major, contiguous): q, k [N, H, K]; v, out, grad_out [N, H, V]; S, M [E, H] and
  * T [L, H] indexed by edge / line id; the scratch cells, G [largest component, H, K, V] by
- * position within the component. comp_ptr[C + 1] delimits the components' positions; CSR per
+ * position within the component; the scratch gv, cdh [K]. comp_ptr[C + 1] delimits the components' positions; CSR per
  * position: in_ptr[E + 1] over (in_pos, in_line), the line edges ending at p, and
  * out_ptr[E + 1] over (out_pos, out_line), those starting at p.
  */
@@ -32,6 +32,12 @@
 #define SCALAR double
 #endif
 typedef SCALAR scalar_t;
+#ifndef SCALAR_IS_FLOAT
+#define SCALAR_IS_FLOAT 0
+#endif
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 typedef const int64_t *restrict index_p;
 typedef const scalar_t *restrict in_p;
 typedef scalar_t *restrict out_p;
@@ -71,6 +77,53 @@ static inline void axpy(out_p out, scalar_t t, in_p x, int64_t size)
 {
     for (int64_t i = 0; i < size; ++i)
         out[i] += t * x[i];
+}
+
+/* out_i = x_i . y for the rows x_i of a [rows, cols] matrix (a cell times a vector, summed
+ * over the cell's columns). One dot per row costs a horizontal sum per row; with AVX2 a group
+ * of rows is summed into one vector of partial sums each, then the group's sums are transposed
+ * together (hadd), which the compiler does not do by itself. */
+static void rowdots(out_p out, in_p x, in_p y, int64_t rows, int64_t cols)
+{
+    int64_t i = 0;
+#if defined(__AVX2__) && SCALAR_IS_FLOAT
+    if (cols % 8 == 0) {
+        for (; i + 8 <= rows; i += 8) {
+            __m256 acc[8];
+            for (int r = 0; r < 8; ++r) {
+                in_p row = x + (i + r) * cols;
+                acc[r] = _mm256_setzero_ps();
+                for (int64_t j = 0; j < cols; j += 8)
+                    acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(_mm256_loadu_ps(row + j),
+                                                                 _mm256_loadu_ps(y + j)));
+            }
+            const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]),
+                                             _mm256_hadd_ps(acc[2], acc[3]));
+            const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]),
+                                             _mm256_hadd_ps(acc[6], acc[7]));
+            _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
+                                                    _mm256_permute2f128_ps(u0, u1, 0x31)));
+        }
+    }
+#elif defined(__AVX2__)
+    if (cols % 4 == 0) {
+        for (; i + 4 <= rows; i += 4) {
+            __m256d acc[4];
+            for (int r = 0; r < 4; ++r) {
+                in_p row = x + (i + r) * cols;
+                acc[r] = _mm256_setzero_pd();
+                for (int64_t j = 0; j < cols; j += 4)
+                    acc[r] = _mm256_add_pd(acc[r], _mm256_mul_pd(_mm256_loadu_pd(row + j),
+                                                                 _mm256_loadu_pd(y + j)));
+            }
+            const __m256d t0 = _mm256_hadd_pd(acc[0], acc[1]), t1 = _mm256_hadd_pd(acc[2], acc[3]);
+            _mm256_storeu_pd(out + i, _mm256_add_pd(_mm256_permute2f128_pd(t0, t1, 0x20),
+                                                    _mm256_permute2f128_pd(t0, t1, 0x31)));
+        }
+    }
+#endif
+    for (; i < rows; ++i)
+        out[i] = dot(x + i * cols, y, cols);
 }
 
 /* Cells of positions [begin, end), one weakly connected component, into `cells` (indexed from
@@ -127,7 +180,8 @@ void plstm_sweep_backward(int64_t N, int64_t num_comps, int64_t H, int64_t K, in
                           index_p comp_ptr, index_p edge, index_p src, index_p dst,
                           index_p in_ptr, index_p in_pos, index_p in_line, index_p out_ptr,
                           index_p out_pos, index_p out_line, in_p q, in_p k, in_p v, in_p S,
-                          in_p T, in_p M, in_p D, in_p grad_out, out_p cells, out_p G, out_p dq,
+                          in_p T, in_p M, in_p D, in_p grad_out, out_p cells, out_p G,
+                          out_p gv, out_p cdh, out_p dq,
                           out_p dk, out_p dv, out_p dS, out_p dT, out_p dM, out_p dD)
 {
     const int64_t KV = K * V;
@@ -170,16 +224,16 @@ void plstm_sweep_backward(int64_t N, int64_t num_comps, int64_t H, int64_t K, in
                 out_p dka = dk + (a * H + h) * K;
                 out_p dva = dv + (a * H + h) * V;
                 out_p dqn = dq + (n * H + h) * K;
-                scalar_t ds = 0, dm = 0;
                 for (int64_t i = 0; i < K; ++i)
                     axpy(dva, s * ka[i], g + i * V, V);
+                /* G v_a and C dh_n, for dk_a, dS_e and dq_n, dM_e */
+                rowdots(gv, g, va, K, V);
+                rowdots(cdh, c, dhn, K, V);
                 for (int64_t i = 0; i < K; ++i) {
-                    const scalar_t gv = dot(g + i * V, va, V), cdh = dot(c + i * V, dhn, V);
-                    ds += gv * ka[i];
-                    dka[i] += s * gv;
-                    dqn[i] += m * cdh;
-                    dm += cdh * qn[i];
+                    dka[i] += s * gv[i];
+                    dqn[i] += m * cdh[i];
                 }
+                const scalar_t ds = dot(gv, ka, K), dm = dot(cdh, qn, K);
                 dS[e * H + h] = ds;
                 dM[e * H + h] = dm;
             }
