@@ -7,7 +7,7 @@ import torch
 import plstm_graph as pg
 from plstm_graph.ops.attention import einsum_attention
 from plstm_graph.ops.attention.one_pass import OnePassAttention
-from plstm_graph.ops.attention.tiles import TILE_ALIGN, Step, Tiles
+from plstm_graph.ops.attention.tiles import STEP_TILE_PAIRS, TILE_ALIGN, Step, Tiles
 from plstm_graph.ops.attention.two_pass import two_pass_tiles
 from plstm_graph.testing import (assert_same_outputs_and_grads, batch_of_sizes, graphwise_sdpa,
                                  outputs_and_grads)
@@ -154,18 +154,20 @@ def test_tiles_layout():
 @pytest.mark.parametrize("num_tiles", [2, 3, 4, 13, 64])
 def test_one_large_graph_in_blocks(num_tiles):
     """One multi-tile graph: blocks of query tiles meet runs of key tiles; every pair of
-    tiles meets exactly once, and no step holds more scores than n tiles x C."""
+    tiles meets exactly once, and no step holds the scores of more than
+    min(n, STEP_TILE_PAIRS) pairs of tiles."""
     C = 16
     tiles = Tiles.from_batch(None, num_tiles * C - 3, chunk_size=C)
+    pairs = min(num_tiles, STEP_TILE_PAIRS)
     met = torch.zeros(num_tiles, num_tiles, dtype=torch.long)
     for step in tiles.steps:
         met[step.rows, step.span] += 1
         width = step.rows.stop - step.rows.start
-        assert width * (step.span.stop - step.span.start) <= num_tiles
+        assert width * (step.span.stop - step.span.start) <= pairs
         assert step.masked == (step.span.stop == num_tiles)  # the padded last tile
     assert (met == 1).all()
-    r = 1 << (math.isqrt(num_tiles).bit_length() - 1)  # the widest run with r * r <= n
-    assert tiles.steps[0].span == slice(0, r) and tiles.steps[0].rows == slice(0, num_tiles // r)
+    r = 1 << (math.isqrt(pairs).bit_length() - 1)  # the widest run with r * r <= pairs
+    assert tiles.steps[0].span == slice(0, r) and tiles.steps[0].rows == slice(0, pairs // r)
 
 
 @pytest.mark.parametrize("passes", [1, 2])

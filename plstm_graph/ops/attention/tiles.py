@@ -22,10 +22,11 @@ come first, by decreasing tile count, then the packed tiles. The steps (:class:`
 * then the multi-tile graphs' steps. Several such graphs: at step ``j = 0, 1, ...`` each
   query tile meets its graph's ``j``-th key tile, and the query tiles whose graph still has
   one are a prefix of the layout (a staircase). One such graph (a large graph alone, or
-  with molecules): blocks of ``n // r`` query tiles meet runs of ``r`` key tiles, r the
-  largest power of 2 with r * r <= n tiles, each step one ``[n C / r, D] x [D, r C]`` GEMM
-  per head. A step's scores stay within n x C x C, as with one key tile per step, but
-  the GEMMs are wider and a query's running max and sums are rescaled n / r times, not n.
+  with molecules): blocks of ``A`` query tiles meet runs of ``r`` key tiles, with ``A r``
+  at most ``m = min(n, STEP_TILE_PAIRS)`` tile pairs (r the largest power of 2 with r * r
+  <= m, A = m // r), each step one ``[A C, D] x [D, r C]`` GEMM per head. A step's scores
+  stay within m x C x C (near the cache, as FlashAttention's blocks), the GEMMs are wider
+  than one key tile's, and a query's running max and sums are rescaled n / r times, not n.
 
 Tensors in this layout have shape ``[H, T, C, D]`` (heads, tiles, tile size, features);
 padding slots hold zeros.
@@ -49,6 +50,15 @@ LOG2E = math.log2(math.e)
 #: over 64, and the small batched GEMMs prefer aligned rows too (the attention of
 #: ogbg-molbace batches took about 15 % less with 16 than with 1).
 TILE_ALIGN = 16
+
+
+#: At most this many (query tile, key tile) pairs in a step of a graph that spans several
+#: tiles: H x 16 x C x C scores (1 MiB at H = 4, C = 64 in float32). Measured on one graph of
+#: N = 1024-4096 nodes (forward + backward against SDPA, README): 16 pairs took 1.39-1.41x
+#: SDPA's time where steps of n pairs (the previous layout) took 1.47-1.91x, the gap growing
+#: with N as the steps' scores outgrew the cache; 12 and 32 pairs were level with 16 within
+#: the noise.
+STEP_TILE_PAIRS = 16
 
 
 @dataclass(frozen=True)
@@ -314,13 +324,14 @@ def _staircase(large_tiles: List[int], starts: List[int], padded: set,
 
 
 def _blocks(n: int, padded: bool) -> List[Step]:
-    r"""Steps of one graph of ``n`` tiles (tiles 0 ... n-1): blocks of query tiles, each
-    meeting runs of ``r`` key tiles, r the largest power of 2 with r * r <= n and blocks of
-    n // r tiles, so that a step holds the scores of at most n pairs of tiles, as when all
-    n query tiles meet one key tile. The products are wider ([n C / r, D] x [D, r C] instead of [n C, D] x [D, C]),
-    and the running max and sums of a query are rescaled n / r times instead of n."""
-    r = 1 << (math.isqrt(n).bit_length() - 1)
-    A = n // r
+    r"""Steps of one graph of ``n`` tiles (tiles 0 ... n-1): blocks of ``A`` query tiles, each
+    meeting runs of ``r`` key tiles, ``A r <= m = min(n, STEP_TILE_PAIRS)`` (r the largest
+    power of 2 with r * r <= m, A = m // r), so that a step holds the scores of at most m
+    pairs of tiles. The products are wider than one key tile's ([A C, D] x [D, r C]), and the
+    running max and sums of a query are rescaled n / r times instead of n."""
+    pairs = min(n, STEP_TILE_PAIRS)
+    r = 1 << (math.isqrt(pairs).bit_length() - 1)
+    A = pairs // r
     return [Step(slice(a, min(a + A, n)), span=slice(j, min(j + r, n)),
                  masked=padded and j + r >= n, first=j == 0)
             for a in range(0, n, A) for j in range(0, n, r)]
