@@ -8,6 +8,9 @@ Molecules: the first ``--molecules`` SMILES of ogbg-molhiv's source CSV
 (``../shared/data/moleculenet/hiv.csv.gz``), featurised with OGB's ``smiles2graph``.
 
     python benchmarks/plstm_bench.py [--molecules 128] [--width 64] [--heads 4] [--repeats 5]
+
+Each row is timed twice per round: one call right after the other rows' (data of other
+operators in the caches, as inside a model), and calls back to back (the steady state).
 """
 import argparse
 import gzip
@@ -40,13 +43,25 @@ def molecule_batch(path: Path, count: int):
     return torch.cat(parts, dim=1), offset
 
 
-def measure(rows: dict, repeats: int) -> dict:
-    """``name -> (median wall seconds, median CPU seconds, peak bytes)`` of each ``name -> (fn,
-    runs)``, the rounds interleaved so that a change of machine load hits every row alike (the
-    first call of each also measures peak memory and warms up). The CPU time is this process's
-    (one thread): on a shared machine it leaves out the time other processes held the core."""
+def measure(rows: dict, repeats: int, back_to_back: float = 0.0) -> dict:
+    """``name -> (median wall seconds, median CPU seconds, peak bytes[, median CPU seconds per
+    call back to back])`` of each ``name -> (fn, runs)``, the rounds interleaved so that a
+    change of machine load hits every row alike (the first call of each also measures peak
+    memory and warms up). The CPU time is this process's (one thread): on a shared machine it
+    leaves out the time other processes held the core.
+
+    A round times one call of each row, right after the other rows' calls (caches hold their
+    data, as in a model where other layers run in between). With ``back_to_back`` seconds,
+    each round then also runs the row's calls back to back for about that long (the count set
+    on the first call) and takes the mean per call: the steady-state cost, as
+    ``torch.utils.benchmark.Timer`` measures it."""
     peaks = {name: peak_bytes(fn) for name, (fn, _) in rows.items()}
-    times = {name: ([], []) for name in rows}
+    counts = {}
+    for name, (fn, _) in rows.items():
+        start = time.process_time()
+        fn()
+        counts[name] = max(1, round(back_to_back / max(time.process_time() - start, 1e-6)))
+    times = {name: ([], [], []) for name in rows}
     for round_ in range(repeats):
         for name, (fn, runs) in rows.items():
             if round_ < runs:
@@ -54,7 +69,13 @@ def measure(rows: dict, repeats: int) -> dict:
                 fn()
                 times[name][0].append(time.perf_counter() - start)
                 times[name][1].append(time.process_time() - cpu_start)
-    return {name: (*(sorted(ts)[len(ts) // 2] for ts in both), peaks[name])
+                if back_to_back:
+                    cpu_start = time.process_time()
+                    for _ in range(counts[name]):
+                        fn()
+                    times[name][2].append((time.process_time() - cpu_start) / counts[name])
+    return {name: (*(sorted(ts)[len(ts) // 2] for ts in both[:2]), peaks[name],
+                   *((sorted(both[2])[len(both[2]) // 2],) if back_to_back else ()))
             for name, both in times.items()}
 
 
@@ -72,6 +93,10 @@ def main(argv=None):
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--back-to-back", type=float, default=0.05, metavar="SECONDS",
+                        help="per round, also run each row back to back for about this long and "
+                             "report the mean per call (default 0.05; the reference's single call "
+                             "is longer, so it runs once)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's choice); 1 is steadier on a busy machine")
     args = parser.parse_args(argv)
@@ -114,17 +139,18 @@ def main(argv=None):
         "PLSTMConv (from edge_index)": (fwd_bwd(plstm_conv, x, edge_index), args.repeats),
         "GINConv": (fwd_bwd(gin, x, edge_index), args.repeats),
     }
-    results = measure(rows, args.repeats)
+    results = measure(rows, args.repeats, back_to_back=args.back_to_back)
 
     print(f"\nforward + backward, width {args.width}, {args.heads} heads (median of {args.repeats}, "
           f"rounds interleaved; reference: median of {reference_runs}); load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs")
-    print(f"| {'what':<29} | {'ms':>10} | {'CPU ms':>10} | {'peak MiB':>9} |")
-    print(f"|{'-' * 31}|{'-' * 12}|{'-' * 12}|{'-' * 11}|")
-    for name, (secs, cpu, peak) in results.items():
-        print(f"| {name:<29} | {secs * 1e3:>10.1f} | {cpu * 1e3:>10.1f} | {peak / 2**20:>9.1f} |")
+    print(f"| {'what':<29} | {'ms':>10} | {'CPU ms':>10} | {'CPU ms, back to back':>20} | {'peak MiB':>9} |")
+    print(f"|{'-' * 31}|{'-' * 12}|{'-' * 12}|{'-' * 22}|{'-' * 11}|")
+    for name, (secs, cpu, peak, warm) in results.items():
+        print(f"| {name:<29} | {secs * 1e3:>10.1f} | {cpu * 1e3:>10.1f} | {warm * 1e3:>20.1f} "
+              f"| {peak / 2**20:>9.1f} |")
     print()
-    for column, what in ((0, "wall"), (1, "CPU")):
+    for column, what in ((0, "wall"), (1, "CPU"), (3, "CPU, back to back")):
         times = {name: result[column] for name, result in results.items()}
         reference = times["plstm op, reference"]
         ratios = ", ".join(f"{backend} {reference / times[f'plstm op, {backend}']:.0f}x"

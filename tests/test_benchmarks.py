@@ -32,3 +32,12 @@ def test_epoch_time_runs_on_a_k_fold_dataset(shared_data):
                      "--models", "plstm,gin", "--rounds", "1")
     assert "| plstm |" in out and "| gin |" in out
     assert "ratio plstm / gin (CPU time, fastest epochs)" in out
+
+
+@pytest.mark.slow
+def test_plstm_bench_prints_both_timings(shared_data):
+    out = run_script("plstm_bench.py", "--molecules", "6", "--repeats", "1", "--threads", "1",
+                     "--back-to-back", "0.01")
+    assert "| plstm op, reference" in out and "CPU ms, back to back" in out
+    for what in ("CPU", "CPU, back to back"):
+        assert f"{what} time: faster than the per-edge reference: levels" in out
