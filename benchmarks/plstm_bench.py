@@ -57,7 +57,7 @@ def measure(rows: dict, repeats: int, back_to_back: float = 0.0) -> dict:
     ``torch.utils.benchmark.Timer`` measures it."""
     peaks = {name: peak_bytes(fn) for name, (fn, _) in rows.items()}
     counts = {}
-    for name, (fn, _) in rows.items():
+    for name, (fn, _) in rows.items() if back_to_back else ():
         start = time.process_time()
         fn()
         counts[name] = max(1, round(back_to_back / max(time.process_time() - start, 1e-6)))
