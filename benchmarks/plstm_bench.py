@@ -100,6 +100,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's choice); 1 is steadier on a busy machine")
     args = parser.parse_args(argv)
+    if args.back_to_back <= 0:
+        parser.error(f"--back-to-back must be positive, got {args.back_to_back}")
     if args.threads:
         torch.set_num_threads(args.threads)
     if not args.csv.is_file():

@@ -37,8 +37,9 @@ def test_equals_sdpa_graph_by_graph(passes, chunk_size, causal):
 
 
 @pytest.mark.parametrize("causal", [False, True])
-# 64: whole tiles, packing is a view; 100: 7 tiles, blocks of 3 query tiles x 2 key tiles
-@pytest.mark.parametrize("num_nodes", [50, 64, 100])
+# 64: whole tiles, packing is a view; 100: 7 tiles, blocks of 3 query tiles x 2 key tiles;
+# 300: 19 tiles, more than STEP_TILE_PAIRS: blocks of 4 query tiles x 4 key tiles
+@pytest.mark.parametrize("num_nodes", [50, 64, 100, 300])
 @pytest.mark.parametrize("passes", [1, 2, 3])
 def test_one_graph_without_batch_and_custom_scale(passes, num_nodes, causal):
     assert_same_outputs_and_grads(

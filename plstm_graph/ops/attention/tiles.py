@@ -53,11 +53,11 @@ TILE_ALIGN = 16
 
 
 #: At most this many (query tile, key tile) pairs in a step of a graph that spans several
-#: tiles: H x 16 x C x C scores (1 MiB at H = 4, C = 64 in float32). Measured on one graph of
-#: N = 1024-4096 nodes (forward + backward against SDPA, README): 16 pairs took 1.39-1.41x
-#: SDPA's time where steps of n pairs (the previous layout) took 1.47-1.91x, the gap growing
-#: with N as the steps' scores outgrew the cache; 12 and 32 pairs were level with 16 within
-#: the noise.
+#: tiles: H x 16 x C x C scores (1 MiB at H = 4, C = 64 in float32). Measured on one graph
+#: (1-pass forward + backward against SDPA, README "Speed, round 7"): level with steps of n
+#: pairs at N = 1024, ahead from N = 2048 on (at N = 4096 1.28-1.41x SDPA's time against
+#: 1.54-1.91x), as the steps' scores outgrew the cache; 8, 12 and 32 pairs were within the
+#: same spread as 16.
 STEP_TILE_PAIRS = 16
 
 

@@ -153,7 +153,8 @@ def build(scalar: str) -> Path:
     if command is None:
         raise RuntimeError("no C compiler found (set CC, or install gcc or clang)")
     key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), " ".join(FLAGS).encode(),
-                                     " ".join(command).encode(), scalar.encode(),
+                                     " ".join(command).encode(),
+                                     " ".join(SCALAR_DEFINES[scalar]).encode(),
                                      platform.machine().encode(),
                                      _cpu_flags().encode()])).hexdigest()[:16]
     target = _cache_dir() / f"plstm_sweep_{scalar}_{key}.so"
