@@ -56,11 +56,8 @@ def measure(rows: dict, repeats: int, back_to_back: float = 0.0) -> dict:
     on the first call) and takes the mean per call: the steady-state cost, as
     ``torch.utils.benchmark.Timer`` measures it."""
     peaks = {name: peak_bytes(fn) for name, (fn, _) in rows.items()}
-    counts = {}
-    for name, (fn, _) in rows.items() if back_to_back else ():
-        start = time.process_time()
-        fn()
-        counts[name] = max(1, round(back_to_back / max(time.process_time() - start, 1e-6)))
+    counts = {name: _calls_lasting(fn, back_to_back) for name, (fn, _) in rows.items()
+              if back_to_back}
     times = {name: ([], [], []) for name in rows}
     for round_ in range(repeats):
         for name, (fn, runs) in rows.items():
@@ -74,9 +71,20 @@ def measure(rows: dict, repeats: int, back_to_back: float = 0.0) -> dict:
                     for _ in range(counts[name]):
                         fn()
                     times[name][2].append((time.process_time() - cpu_start) / counts[name])
-    return {name: (*(sorted(ts)[len(ts) // 2] for ts in both[:2]), peaks[name],
-                   *((sorted(both[2])[len(both[2]) // 2],) if back_to_back else ()))
-            for name, both in times.items()}
+    return {name: (_median(wall), _median(cpu), peaks[name],
+                   *((_median(warm),) if back_to_back else ()))
+            for name, (wall, cpu, warm) in times.items()}
+
+
+def _calls_lasting(fn, seconds: float) -> int:
+    """How many calls of ``fn`` take about ``seconds`` of CPU (at least 1), from one call."""
+    start = time.process_time()
+    fn()
+    return max(1, round(seconds / max(time.process_time() - start, 1e-6)))
+
+
+def _median(values: list) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def fwd_bwd(module_or_fn, *args):
