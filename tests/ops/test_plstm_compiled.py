@@ -107,10 +107,12 @@ def test_grid_batch_matches_reference(mode, corner):
 
 @needs_sweep
 @pytest.mark.parametrize("heads,key_dim,value_dim",
-                         [(1, 1, 1), (3, 5, 2), (2, 16, 16), (1, 9, 33), (1, 13, 12)])
+                         [(1, 1, 1), (3, 5, 2), (2, 8, 8), (2, 16, 16), (1, 24, 24), (1, 32, 32),
+                          (1, 16, 32), (1, 9, 33), (1, 13, 12)])
 def test_head_sizes(heads, key_dim, value_dim):
     # Sums over the value size run in blocks of 8, and rows of a cell in groups of 4 (double)
-    # or 8 (float): sizes below, at and across a block or group.
+    # or 8 (float): sizes below, at and across a block or group; and the sizes with copies of
+    # their own (8, 16, 24, 32 square).
     gen = torch.Generator().manual_seed(3)
     union = disjoint_union([random_tree(11, gen), molecule(RING_SMILES[2]), chain(4)])
     g = pg.prepare_dag(*union, mode="D")
@@ -128,7 +130,8 @@ def test_float32_is_computed_in_float32():
 
 
 @needs_sweep
-@pytest.mark.parametrize("heads,key_dim,value_dim", [(2, 16, 16), (1, 13, 24), (1, 16, 12)])
+@pytest.mark.parametrize("heads,key_dim,value_dim",
+                         [(2, 8, 8), (2, 16, 16), (1, 24, 24), (1, 32, 32), (1, 13, 24), (1, 16, 12)])
 def test_float32_gradients(heads, key_dim, value_dim):
     # float32 has its own vector paths (8 rows of a cell at a time where V is a multiple of 8).
     g = pg.prepare_dag(*disjoint_union([molecule(RING_SMILES[2]), chain(5)]))
