@@ -11,6 +11,7 @@ from ..graph.prepare import prepare_dag
 from ..graph.validation import check_one_of, check_positive_int, check_shape
 from ..ops.plstm import BACKENDS, plstm
 from ..ops.plstm.gates import TRANSITION_SCALE, p_mode_transition, transition_gate
+from ..ops.rms_norm import rms_norm
 
 #: Initial gate biases. Direct starts at sigmoid(-5) ~ 0.007 as in the paper; Source and Mark
 #: start at sigmoid(0) = 0.5: with the paper's -5 a node receives what crosses an edge at
@@ -205,14 +206,17 @@ class PLSTMConv(torch.nn.Module):
         """``q, k, v`` ``[N, H, *]`` and the node-side gate terms ``[N, terms * H]`` from one
         matrix product (the weights stay separate modules, as in PyG's ``TransformerConv``)."""
         lins = (self.lin_query, self.lin_key, self.lin_value, self.lin_gate)
-        weight = torch.cat([lin.weight for lin in lins])
+        # q's divisor is applied to W_q (a [H K, F] matrix), not to q ([N, H K]).
+        weight = torch.cat([self.lin_query.weight / self.query_divisor]
+                           + [lin.weight for lin in lins[1:]])
         if self.lin_query.bias is None:
             bias = F.pad(self.lin_gate.bias, (weight.size(0) - self.lin_gate.bias.numel(), 0))
         else:
-            bias = torch.cat([lin.bias for lin in lins])
+            bias = torch.cat([self.lin_query.bias / self.query_divisor]
+                             + [lin.bias for lin in lins[1:]])
         q, k, v, terms = F.linear(x, weight, bias).split([lin.out_features for lin in lins], -1)
-        n, heads, key_dim = x.size(0), self.heads, self.key_dim
-        return (q.view(n, heads, key_dim) / self.query_divisor, k.view(n, heads, key_dim),
+        n, heads = x.size(0), self.heads
+        return (q.view(n, heads, self.key_dim), k.view(n, heads, self.key_dim),
                 v.view(n, heads, self.value_dim), terms)
 
     def gates(self, x: Tensor, graph: LineGraph, edge_attr: Tensor | None = None):
@@ -251,7 +255,7 @@ class PLSTMConv(torch.nn.Module):
         source, transition, mark, direct = self._gates(terms, graph, edge_attr)
         h = plstm(q, k, v, source, transition, mark, direct, graph,
                   backend=self.backend, recompute=self.recompute)
-        h = F.rms_norm(h, (self.value_dim,), eps=1e-5) * self.norm_weight
+        h = rms_norm(h, self.norm_weight, eps=1e-5)
         return self.lin_out(h.flatten(1))
 
     def __repr__(self) -> str:

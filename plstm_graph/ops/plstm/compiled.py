@@ -66,35 +66,38 @@ class SweepPlan:
     largest: int  # edges of the largest component: the sweep's scratch holds that many cells
 
 
-def _csr(group: Tensor, other: Tensor, size: int) -> tuple[Tensor, Tensor, Tensor]:
-    lines = torch.sort(group, stable=True).indices
-    ptr = torch.zeros(size + 1, dtype=torch.long)
-    ptr[1:] = torch.cumsum(torch.bincount(group, minlength=size), 0)
-    return ptr, other[lines].contiguous(), lines
+def _csr(group: np.ndarray, other: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
+    lines = np.argsort(group, kind="stable")
+    ptr = np.zeros(size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(group, minlength=size), out=ptr[1:])
+    return ptr, other[lines], lines
 
 
 def make_sweep_plan(graph: LineGraph) -> SweepPlan:
     # Graph after graph: the sweep keeps one graph's cells in cache, and the backward sweeps
-    # each graph's cells again instead of keeping all of them.
-    edge_index, line_index = (x.cpu().long() for x in (graph.edge_index, graph.line_index))
-    comp = components_of(graph)[edge_index[0].numpy()]
-    edge = torch.from_numpy(np.lexsort((graph.edge_level.cpu().numpy(), comp)))
+    # each graph's cells again instead of keeping all of them. Built in numpy: a plan is made
+    # once per batch, where torch's per-operator overhead would be most of its cost.
+    edge_index, line_index, level = (x.cpu().long().numpy() for x in
+                                     (graph.edge_index, graph.line_index, graph.edge_level))
+    comp = components_of(graph)[edge_index[0]]
+    edge = np.lexsort((level, comp))
     counts = np.bincount(comp)
     counts = counts[counts > 0]
-    comp_ptr = torch.from_numpy(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
-    position = torch.empty_like(edge)
-    position[edge] = torch.arange(graph.num_edges)
+    comp_ptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=comp_ptr[1:])
+    position = np.empty_like(edge)
+    position[edge] = np.arange(len(edge))
     e_in, e_out = position[line_index]
     # The C sweep indexes a graph's scratch by position: a line edge must run forward within
     # one graph (prepare_dag's line graphs do; a hand-built LineGraph might not).
-    same_graph = comp[line_index[0].numpy()] == comp[line_index[1].numpy()]
-    if not (bool((e_in < e_out).all()) and same_graph.all()):
+    same_graph = comp[line_index[0]] == comp[line_index[1]]
+    if not ((e_in < e_out).all() and same_graph.all()):
         raise ValueError("graph has a line edge that joins two weakly connected components or "
                          "does not go from a lower to a higher edge level; build it with "
                          "prepare_dag")
     src, dst = edge_index[:, edge]
-    return SweepPlan(comp_ptr, edge, src.contiguous(), dst.contiguous(),
-                     *_csr(e_out, e_in, graph.num_edges), *_csr(e_in, e_out, graph.num_edges),
+    arrays = (comp_ptr, edge, src, dst, *_csr(e_out, e_in, len(edge)), *_csr(e_in, e_out, len(edge)))
+    return SweepPlan(*(torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for a in arrays),
                      num_comps=len(counts), largest=int(counts.max(initial=0)))
 
 
