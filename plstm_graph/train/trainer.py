@@ -158,6 +158,18 @@ class Trainer:
         return scores(self.spec, *distributed.all_gather(parts, self.context))
 
     def train_epoch(self) -> tuple[float, dict]:
+        """Trains one epoch; returns its mean training loss and training scores."""
+        steps = self.train_steps()
+        while True:
+            try:
+                next(steps)
+            except StopIteration as finished:
+                return finished.value
+
+    def train_steps(self):
+        """:meth:`train_epoch` as a generator that yields after every optimiser step (e.g. to
+        interleave the steps of two models in a benchmark); it returns what
+        :meth:`train_epoch` returns."""
         self.ddp.train()
         graphs, context = self.splits.train, self.context
         order = self.epoch_order().split(self.config.batch_size)
@@ -187,6 +199,7 @@ class Trainer:
             if self.task.node_level:
                 roots.append(batch.root_mask.cpu())
             self._call("on_batch_end", step, total / count)
+            yield
         parts = [torch.cat(ys), torch.cat(preds)] + ([torch.cat(roots)] if roots else [])
         return total / count, scores(self.spec, *distributed.all_gather(parts, context))
 

@@ -183,3 +183,27 @@ def test_the_paper_preset_stacks_pLSTM_as_the_official_code():
         TrainConfig(model="plstm", model_options={"arrangement": "spiral"})
     with pytest.raises(ValueError, match="model_options .* do not fit model 'gin'"):
         TrainConfig(model="gin", model_options={"arrangement": "paired"})
+
+
+def test_train_steps_yield_after_each_step_and_return_what_train_epoch_returns(make_toy):
+    from plstm_graph.train.data import DataCache, make_splits
+    from plstm_graph.train.run import prepared_graphs
+    from plstm_graph.train.trainer import Trainer
+
+    spec = make_toy()
+    config = TrainConfig(dataset="toy", model="gin", epochs=1, batch_size=8, hidden=16, layers=1)
+    graphs = prepared_graphs(spec, config, DataCache())
+    whole, stepped = (Trainer(config, spec, make_splits(spec, graphs, None, None)) for _ in range(2))
+    expected = whole.train_epoch()
+    steps, count = stepped.train_steps(), 0
+    while True:
+        try:
+            next(steps)
+            count += 1
+        except StopIteration as finished:
+            result = finished.value
+            break
+    assert count == stepped.steps_per_epoch > 1
+    assert result == expected
+    for a, b in zip(whole.model.parameters(), stepped.model.parameters()):
+        assert torch.equal(a, b)
