@@ -125,7 +125,17 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
+        # How AdamW runs (fused or not) is this process's choice, not the checkpoint's: a run
+        # saved by an earlier version (unfused) resumes fused, with its step counts where the
+        # fused kernel wants them.
+        fused = [group["fused"] for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
+        for group, flag in zip(self.optimizer.param_groups, fused):
+            group["fused"] = flag
+            for param in group["params"] if flag else ():
+                if "step" in self.optimizer.state.get(param, {}):
+                    step = self.optimizer.state[param]["step"]
+                    self.optimizer.state[param]["step"] = step.to(param.device, torch.float32)
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_states(state["rng"], self.generator)
         self.history, self.best, self.epoch = state["history"], state["best"], state["epoch"]

@@ -207,3 +207,24 @@ def test_train_steps_yield_after_each_step_and_return_what_train_epoch_returns(m
     assert result == expected
     for a, b in zip(whole.model.parameters(), stepped.model.parameters()):
         assert torch.equal(a, b)
+
+
+def test_a_checkpoint_of_an_unfused_optimizer_resumes_fused(make_toy):
+    from plstm_graph.train.data import DataCache, make_splits
+    from plstm_graph.train.run import prepared_graphs
+    from plstm_graph.train.trainer import Trainer
+
+    spec = make_toy()
+    config = TrainConfig(dataset="toy", model="gin", epochs=2, batch_size=8, hidden=16, layers=1)
+    graphs = prepared_graphs(spec, config, DataCache())
+    old, new = (Trainer(config, spec, make_splits(spec, graphs, None, None)) for _ in range(2))
+    for group in old.optimizer.param_groups:  # as saved before the trainer used fused AdamW
+        group["fused"] = None
+    old.train_epoch()
+    state = old.state_dict()
+    assert state["optimizer"]["param_groups"][0]["fused"] is None
+    new.load_state_dict(state)
+    assert all(group["fused"] for group in new.optimizer.param_groups)
+    new.train_epoch()  # the fused kernel takes the loaded state
+    for a, b in zip(old.model.parameters(), new.model.parameters()):
+        assert not torch.equal(a, b)  # it trained on
