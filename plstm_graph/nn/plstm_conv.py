@@ -207,16 +207,15 @@ class PLSTMConv(torch.nn.Module):
         matrix product (the weights stay separate modules, as in PyG's ``TransformerConv``)."""
         lins = (self.lin_query, self.lin_key, self.lin_value, self.lin_gate)
         # q's divisor is applied to W_q (a [H K, F] matrix), not to q ([N, H K]).
-        scale = 1.0 / self.query_divisor
-        weights = [lin.weight for lin in lins]
-        weights[0] = weights[0] * scale if scale != 1.0 else weights[0]
-        weight = torch.cat(weights)
-        if self.lin_query.bias is None:
+        q_weight, q_bias = self.lin_query.weight, self.lin_query.bias
+        if self.query_divisor != 1.0:
+            q_weight = q_weight / self.query_divisor
+            q_bias = None if q_bias is None else q_bias / self.query_divisor
+        weight = torch.cat([q_weight] + [lin.weight for lin in lins[1:]])
+        if q_bias is None:
             bias = F.pad(self.lin_gate.bias, (weight.size(0) - self.lin_gate.bias.numel(), 0))
         else:
-            biases = [lin.bias for lin in lins]
-            biases[0] = biases[0] * scale if scale != 1.0 else biases[0]
-            bias = torch.cat(biases)
+            bias = torch.cat([q_bias] + [lin.bias for lin in lins[1:]])
         q, k, v, terms = F.linear(x, weight, bias).split([lin.out_features for lin in lins], -1)
         n, heads = x.size(0), self.heads
         return (q.view(n, heads, self.key_dim), k.view(n, heads, self.key_dim),
