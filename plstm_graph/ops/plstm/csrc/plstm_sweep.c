@@ -49,9 +49,10 @@ typedef char scalar_is_float_matches_scalar[sizeof(scalar_t) == (SCALAR_IS_FLOAT
 #else
 #define INLINE static inline
 #endif
-/* Loops over a row of a cell: vectorised, never unrolled completely before (GCC unrolls loops of
- * a known small trip count before it vectorises, and the straight-line code it leaves ran at
- * half the loop's speed in the size-specific copies; the generic copy is as fast either way). */
+/* Loops over a head's K or V entries: vectorised, never unrolled completely before (GCC unrolls
+ * loops of a known small trip count before it vectorises, and the straight-line code it leaves
+ * ran at half the loop's speed in the size-specific copies; the generic copy is as fast either
+ * way). */
 #define NO_UNROLL _Pragma("GCC unroll 1")
 typedef const int64_t *restrict index_p;
 typedef const scalar_t *restrict in_p;
