@@ -10,6 +10,7 @@ import torch
 
 import plstm_graph as pg
 from plstm_graph.graph.grid import grid_line_graph
+from plstm_graph.ops import c_build
 from plstm_graph.ops.plstm import auto_backend, compiled
 from plstm_graph.testing import (PLSTM_INPUT_NAMES, RING_SMILES, assert_plstm_matches_reference,
                                  assert_same_outputs_and_grads, chain, disjoint_union, molecule,
@@ -28,7 +29,7 @@ def fresh_availability():
 
 
 def test_builds_wherever_a_compiler_is():
-    if compiled.compiler() is None or os.environ.get("PLSTM_GRAPH_NO_COMPILE"):
+    if c_build.compiler() is None or os.environ.get("PLSTM_GRAPH_NO_COMPILE"):
         pytest.skip("no C compiler here (or PLSTM_GRAPH_NO_COMPILE set)")
     assert compiled.unavailable() is None
 
@@ -46,10 +47,10 @@ def test_build_compiles_into_an_empty_cache_and_reuses_it(tmp_path, monkeypatch)
 def test_an_unusable_cache_folder_falls_back_to_the_temporary_folder(tmp_path, monkeypatch):
     monkeypatch.delenv("PLSTM_GRAPH_KERNEL_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home" / ".cache"))
-    assert compiled._cache_dir() == tmp_path / "home" / ".cache" / "plstm_graph" / "kernels"
+    assert c_build.cache_dir() == tmp_path / "home" / ".cache" / "plstm_graph" / "kernels"
     (tmp_path / "a-file").write_text("")  # no folder can be made below a file, even by root
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a-file"))
-    fallback = compiled._cache_dir()
+    fallback = c_build.cache_dir()
     assert fallback.parent == Path(tempfile.gettempdir())
     assert fallback.name.startswith("plstm_graph_kernels_") and not fallback.stat().st_mode & 0o077
 

@@ -13,9 +13,10 @@ Keys are split into chunks (M = M1 x M0, see :mod:`.tiles`). One pass over the c
     RNV  = RNV * PRM + einsum(SLN, V[m1])      running numerator (times V)
     AV   = RNV / RD                   one division at the end
 
-(SLD and RD ride along in the last einsum, as a column of ones beside V.) Scores are in
-base 2 (Q scaled by log2 e, every exp an exp2; see :data:`.tiles.LOG2E`): the same
-function, computed faster on CPU.
+The stages between the two einsums of a step (LM ... RD) run per row of the scores
+(:func:`.rows.online_softmax_`, compiled on CPU: each row read and written once). Scores are in
+base 2 (Q scaled by log2 e, every exp an exp2; see :data:`.tiles.LOG2E`): the same function,
+computed faster on CPU.
 
 At most two chunks of scores are alive at a time (the first step's, kept for the backward,
 and the current one): the forward takes O(nodes x chunk) extra memory. The backward saves
@@ -37,6 +38,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .rows import delta_times_, exp2_shifted_, online_softmax_
 from .tiles import LOG2E, Tiles
 
 
@@ -70,29 +72,22 @@ def one_pass_forward(q: Tensor, k: Tensor, v: Tensor, tiles: Tiles, scale: float
     step's normalised weights P0 [H, A, C, C] (``None`` without nodes)."""
     H, T, C, _ = q.shape
     q = q * (scale * LOG2E)
-    # A column of ones beside V makes one einsum give both SLN V and SLD = sum SLN, so
-    # RNV[..., -1] is the running denominator RD: one pass less over the scores.
-    v1 = torch.cat([v, torch.ones_like(v[..., :1])], -1)
     # Every tile's first step writes its rows (Step.first): no initial -inf and zeros.
-    RM, RNV = q.new_empty((H, T, C)), q.new_empty((H, T, C, v1.size(-1)))
+    RM, RD = q.new_empty((H, T, C)), q.new_empty((H, T, C))
+    RNV = q.new_empty((H, T, C, v.size(-1)))
     for s, step in enumerate(tiles.steps):
         rows = step.rows
-        BQK = tiles.scores(q, k, s)
-        LM = BQK.amax(-1)
-        RM_new = LM if step.first else torch.maximum(RM[:, rows], LM)
-        # Rows that have met no key yet keep max -inf; shift them by 0 to avoid inf - inf.
-        # Masked scores are -inf: exp2 makes them exactly 0.
-        shift = RM_new.masked_fill(RM_new == float("-inf"), 0.0)
-        SLN = BQK.sub_(shift[..., None]).exp2_()
+        # BQK becomes SLN in place; masked scores are -inf, and exp2 makes them exactly 0.
+        SLN = tiles.scores(q, k, s)
+        PRM = online_softmax_(SLN, RM[:, rows], RD[:, rows], step.first)
         if step.first:
-            RNV[:, rows] = tiles.pv(SLN, v1, step)
+            RNV[:, rows] = tiles.pv(SLN, v, step)
         else:
-            RNV[:, rows].mul_(torch.exp2(RM[:, rows] - shift)[..., None])  # PRM
-            tiles.pv_add_(RNV, SLN, v1, step)
-        RM[:, rows] = RM_new
+            RNV[:, rows].mul_(PRM[..., None])
+            tiles.pv_add_(RNV, SLN, v, step)
         if s == 0:
-            SLN0, shift0 = SLN, shift
-    RNV, RD = RNV[..., :-1], RNV[..., -1]
+            # The shift of the first step's numerators: its max, 0 on rows without keys.
+            SLN0, shift0 = SLN, RM[:, rows].masked_fill(RM[:, rows] == float("-inf"), 0.0)
     empty = RD == 0
     LSE = (RM + torch.log2(RD)).masked_fill_(empty, float("inf"))
     out = RNV / RD.masked_fill(empty, 1.0)[..., None]
@@ -122,9 +117,9 @@ def one_pass_backward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, 
         else:  # recomputed; -inf scores (masked) and +inf LSE (no key) give 0
             if s == 1:
                 q2 = q * LOG2E
-            P = tiles.scores(q2, k, s).sub_(LSE[:, rows, :, None]).exp2_()
+            P = exp2_shifted_(tiles.scores(q2, k, s), LSE[:, rows])
         tiles.ptx_add_(dv, P, dO, step)
-        dS = tiles.qk(dO, v, step).sub_(D[:, rows, :, None]).mul_(P)  # P0 stays intact
+        dS = delta_times_(tiles.qk(dO, v, step), P, D[:, rows])  # P0 stays intact
         if step.first:
             dq[:, rows] = tiles.pv(dS, k, step)
         else:

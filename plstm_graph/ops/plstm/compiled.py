@@ -2,11 +2,9 @@
 
 The recurrence of :func:`~.naive.plstm_reference` and its direct term, graph after graph (the
 weakly connected components of a batch), each graph edge after edge in level order, written as
-C loops and built on first use with the system's C compiler (``$CC``, else ``cc``), once per
-scalar type, into a cache folder (``$PLSTM_GRAPH_KERNEL_CACHE``, else
-``~/.cache/plstm_graph/kernels``). It does ``E * H * K * V`` multiply-adds per pass and no
-per-level or per-block operator calls, which is what the Python backends spend their time on
-for batches of small graphs. Without a compiler (or with ``PLSTM_GRAPH_NO_COMPILE=1``) the
+C loops and built on first use by :mod:`plstm_graph.ops.c_build`, once per scalar type. It
+does ``E * H * K * V`` multiply-adds per pass and no per-level or per-block operator calls,
+which is what the Python backends spend their time on for batches of small graphs. Without a compiler (or with ``PLSTM_GRAPH_NO_COMPILE=1``) the
 backend is unavailable: ``auto`` keeps the Python backends and asking for ``"compiled"`` by
 name raises an error that says why.
 
@@ -18,13 +16,6 @@ same entries, though NaN and inf may trade places, as with ``levels``). It runs 
 """
 import ctypes
 import functools
-import hashlib
-import os
-import platform
-import shlex
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,17 +24,13 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ...data.atomic import atomic_path
+from .. import c_build
+from ..c_build import INT, PTR, SCALARS, pointers
 from ...graph.line_graph import LineGraph
 from .blocks import components_of
 from .dispatch import check_inputs, check_same_dtype, register_backend
 
 SOURCE = Path(__file__).with_name("csrc") / "plstm_sweep.c"
-#: No -ffast-math: NaN and inf must travel as in the reference.
-FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c99")
-SCALARS = {torch.float32: "float", torch.float64: "double"}
-#: Per scalar type, what the C code is told about it (its AVX2 paths differ by lane count).
-SCALAR_DEFINES = {"float": ("-DSCALAR=float", "-DSCALAR_IS_FLOAT=1"), "double": ("-DSCALAR=double",)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,96 +93,28 @@ def sweep_plan_of(graph: LineGraph) -> SweepPlan:
     return graph.cached("sweep_plan", make_sweep_plan)
 
 
-def _cache_dir() -> Path:
-    if "PLSTM_GRAPH_KERNEL_CACHE" in os.environ:
-        return Path(os.environ["PLSTM_GRAPH_KERNEL_CACHE"])
-    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "plstm_graph" / "kernels"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if os.access(folder, os.W_OK):
-            return folder
-    except OSError:
-        pass
-    # e.g. a read-only home: a private folder in the temporary one, which other users must not
-    # be able to fill with libraries this process would load.
-    uid = os.getuid() if hasattr(os, "getuid") else None
-    folder = Path(tempfile.gettempdir()) / f"plstm_graph_kernels_{uid if uid is not None else 'user'}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    if uid is not None and (folder.stat().st_uid != uid or folder.stat().st_mode & 0o022):
-        raise RuntimeError(f"{folder} belongs to another user or is writable by others")
-    return folder
-
-
-#: Lines of /proc/cpuinfo that tell kinds of CPU apart (x86: flags, model; ARM: Features, part).
-_CPU_FIELDS = ("flags", "model name", "Features", "CPU implementer", "CPU part")
-
-
-def _cpu_flags() -> str:
-    """The CPU's kind and features (-march=native builds for them), so that a cache folder
-    shared by different machines keeps one build per kind of CPU."""
-    try:
-        with open("/proc/cpuinfo") as lines:
-            fields = {line.split(":")[0].strip(): line for line in lines
-                      if line.split(":")[0].strip() in _CPU_FIELDS}
-        return "".join(fields[name] for name in _CPU_FIELDS if name in fields)
-    except OSError:
-        return f"{platform.processor()} {platform.platform()}"
-
-
-def compiler() -> list[str] | None:
-    """The C compiler's command (``$CC``, split like a shell, else ``cc`` or ``gcc``), or
-    ``None`` when there is none."""
-    found = shutil.which("cc") or shutil.which("gcc")
-    return shlex.split(os.environ.get("CC", "")) or ([found] if found else None)
-
-
 def build(scalar: str) -> Path:
     """The shared library of the sweep for ``scalar`` (``"float"`` or ``"double"``), compiled
     unless the cache holds it. Raises ``RuntimeError`` when it cannot be built."""
-    command = compiler()
-    if command is None:
-        raise RuntimeError("no C compiler found (set CC, or install gcc or clang)")
-    key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), " ".join(FLAGS).encode(),
-                                     " ".join(command).encode(),
-                                     " ".join(SCALAR_DEFINES[scalar]).encode(),
-                                     platform.machine().encode(),
-                                     _cpu_flags().encode()])).hexdigest()[:16]
-    target = _cache_dir() / f"plstm_sweep_{scalar}_{key}.so"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Built beside the target and renamed: concurrent processes never load a half-written file.
-    with atomic_path(target) as partial:
-        try:
-            result = subprocess.run([*command, *FLAGS, *SCALAR_DEFINES[scalar], str(SOURCE), "-o",
-                                     str(partial)], capture_output=True, text=True, timeout=300)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise RuntimeError(f"{' '.join(command)} could not build {SOURCE.name}: {error}")
-        if result.returncode:
-            raise RuntimeError(f"{' '.join(command)} failed on {SOURCE.name}:\n"
-                               f"{result.stderr.strip()}")
-    return target
+    return c_build.build(SOURCE, scalar)
 
 
-_INT, _PTR = ctypes.c_int64, ctypes.c_void_p
-_SIGNATURES = {"plstm_sweep_forward": [_INT] * 5 + [_PTR] * 17,
-               "plstm_sweep_backward": [_INT] * 5 + [_PTR] * 29}
+_SIGNATURES = {"plstm_sweep_forward": [INT] * 5 + [PTR] * 17,
+               "plstm_sweep_backward": [INT] * 5 + [PTR] * 29}
 
 
 @functools.cache  # a loaded library, like an imported module: once per process
 def library(scalar: str) -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(build(scalar)))
-    for name, argtypes in _SIGNATURES.items():
-        getattr(lib, name).argtypes, getattr(lib, name).restype = argtypes, None
-    return lib
+    return c_build.load(SOURCE, scalar, _SIGNATURES)
 
 
 @functools.cache
 def unavailable() -> str | None:
     """Why the compiled sweep cannot run here, or ``None`` when it can (both scalar types
     built and loaded)."""
-    if os.environ.get("PLSTM_GRAPH_NO_COMPILE", "") not in ("", "0"):
-        return "PLSTM_GRAPH_NO_COMPILE is set"
+    reason = c_build.switched_off()
+    if reason is not None:
+        return reason
     try:
         for scalar in SCALARS.values():
             library(scalar)
@@ -208,10 +127,6 @@ def available() -> bool:
     return unavailable() is None
 
 
-def _pointers(*tensors: Tensor) -> list[int]:
-    return [t.data_ptr() for t in tensors]
-
-
 def sweep_forward(q, k, v, source, transition, mark, direct, plan: SweepPlan) -> Tensor:
     """The output ``[N, H, V]``: ``h_n = sum_{e: dst e = n} M_e C_e^T q_n + D_n (q_n . k_n) v_n``."""
     (num_nodes, heads, key_dim), value_dim = q.shape, v.size(-1)
@@ -221,7 +136,7 @@ def sweep_forward(q, k, v, source, transition, mark, direct, plan: SweepPlan) ->
     out = q.new_empty(num_nodes, heads, value_dim)
     library(SCALARS[q.dtype]).plstm_sweep_forward(
         num_nodes, plan.num_comps, heads, key_dim, value_dim,
-        *_pointers(plan.comp_ptr, plan.edge, plan.src, plan.dst, plan.in_ptr, plan.in_pos,
+        *pointers(plan.comp_ptr, plan.edge, plan.src, plan.dst, plan.in_ptr, plan.in_pos,
                    plan.in_line, q, k, v, source, transition, mark, direct, cells, read, out))
     return out
 
@@ -238,7 +153,7 @@ def sweep_backward(grad_out, q, k, v, source, transition, mark, direct,
     row_sums = q.new_empty(2, key_dim)
     library(SCALARS[q.dtype]).plstm_sweep_backward(
         num_nodes, plan.num_comps, heads, key_dim, value_dim,
-        *_pointers(plan.comp_ptr, plan.edge, plan.src, plan.dst, plan.in_ptr, plan.in_pos,
+        *pointers(plan.comp_ptr, plan.edge, plan.src, plan.dst, plan.in_ptr, plan.in_pos,
                    plan.in_line, plan.out_ptr, plan.out_pos, plan.out_line, q, k, v, source,
                    transition, mark, direct, grad_out, cells, d_cells, *row_sums, *grads))
     return tuple(grads)
