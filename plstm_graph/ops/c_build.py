@@ -14,14 +14,16 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 
 from ..data.atomic import atomic_path
 
+#: Headers shared by the kernels' sources (``#include "scalar.h"``).
+INCLUDE = Path(__file__).with_name("csrc")
 #: No -ffast-math: NaN and inf must travel as in the references.
-FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c99")
+FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c99", f"-I{INCLUDE}")
 #: The torch dtypes the kernels are built for, and the C type of each.
 SCALARS = {torch.float32: "float", torch.float64: "double"}
 #: Per scalar type, what the C code is told about it (AVX2 paths differ by lane count).
@@ -85,7 +87,8 @@ def build(source: Path, scalar: str) -> Path:
     command = compiler()
     if command is None:
         raise RuntimeError("no C compiler found (set CC, or install gcc or clang)")
-    key = hashlib.sha256(b"\0".join([source.read_bytes(), " ".join(FLAGS).encode(),
+    headers = [header.read_bytes() for header in sorted(INCLUDE.glob("*.h"))]
+    key = hashlib.sha256(b"\0".join([source.read_bytes(), *headers, " ".join(FLAGS).encode(),
                                      " ".join(command).encode(),
                                      " ".join(SCALAR_DEFINES[scalar]).encode(),
                                      platform.machine().encode(),
@@ -116,10 +119,24 @@ def load(source: Path, scalar: str, signatures: Dict[str, list]) -> ctypes.CDLL:
     return lib
 
 
+def load_error(library: Callable[[str], ctypes.CDLL]) -> Optional[str]:
+    """Why ``library(scalar)`` cannot give a loaded kernel for every scalar type here (or why
+    compiled kernels must not run), or ``None`` when it can."""
+    reason = switched_off()
+    if reason is not None:
+        return reason
+    try:
+        for scalar in SCALARS.values():
+            library(scalar)
+    except (OSError, RuntimeError) as error:
+        return str(error)
+    return None
+
+
 def pointers(*tensors: torch.Tensor) -> List[int]:
     """Addresses of the tensors' first elements, for the C code."""
     return [t.data_ptr() for t in tensors]
 
 
-__all__ = ["FLAGS", "INT", "PTR", "SCALARS", "SCALAR_DEFINES", "build", "cache_dir", "compiler",
-           "load", "pointers", "switched_off"]
+__all__ = ["FLAGS", "INCLUDE", "INT", "PTR", "SCALARS", "SCALAR_DEFINES", "build", "cache_dir",
+           "compiler", "load", "load_error", "pointers", "switched_off"]

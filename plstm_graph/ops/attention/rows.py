@@ -62,15 +62,7 @@ def library(scalar: str):
 @functools.cache
 def unavailable() -> Optional[str]:
     """Why the compiled row stages cannot run here, or ``None`` when they can."""
-    reason = c_build.switched_off()
-    if reason is not None:
-        return reason
-    try:
-        for scalar in SCALARS.values():
-            library(scalar)
-    except (OSError, RuntimeError) as error:
-        return str(error)
-    return None
+    return c_build.load_error(library)
 
 
 #: ATen splits an element-wise operator over threads from this many elements on (its

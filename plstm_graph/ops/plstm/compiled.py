@@ -112,15 +112,7 @@ def library(scalar: str) -> ctypes.CDLL:
 def unavailable() -> str | None:
     """Why the compiled sweep cannot run here, or ``None`` when it can (both scalar types
     built and loaded)."""
-    reason = c_build.switched_off()
-    if reason is not None:
-        return reason
-    try:
-        for scalar in SCALARS.values():
-            library(scalar)
-    except (OSError, RuntimeError) as error:
-        return str(error)
-    return None
+    return c_build.load_error(library)
 
 
 def available() -> bool:

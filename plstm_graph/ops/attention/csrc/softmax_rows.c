@@ -13,20 +13,11 @@
  *   delta_times:     dP_ij = P_ij (dP_ij - delta_i)
  *
  * Float builds with AVX2 and FMA take 2^x from a polynomial eight lanes at a time (below);
- * otherwise libm's exp2. Compiled once per scalar type with -DSCALAR=float -DSCALAR_IS_FLOAT=1
- * or -DSCALAR=double.
+ * otherwise libm's exp2. Compiled once per scalar type (scalar.h).
  */
 #include <math.h>
-#include <stdint.h>
 
-#ifndef SCALAR
-#define SCALAR double
-#endif
-typedef SCALAR scalar_t;
-#ifndef SCALAR_IS_FLOAT
-#define SCALAR_IS_FLOAT 0
-#endif
-typedef char scalar_is_float_matches_scalar[sizeof(scalar_t) == (SCALAR_IS_FLOAT ? 4 : 8) ? 1 : -1];
+#include "scalar.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && SCALAR_IS_FLOAT
 #include <immintrin.h>

@@ -29,18 +29,7 @@
  * The sweeps are written once (forward_impl, backward_impl) and inlined into the entry points
  * once per common head size (SPECIALISED, at the end) and once for any size.
  */
-#include <stdint.h>
-
-#ifndef SCALAR
-#define SCALAR double
-#endif
-typedef SCALAR scalar_t;
-#ifndef SCALAR_IS_FLOAT
-#define SCALAR_IS_FLOAT 0
-#endif
-/* The vector paths pick their lane width from SCALAR_IS_FLOAT: a build that sets SCALAR
- * without it (or the other way round) must fail here rather than compute with wrong lanes. */
-typedef char scalar_is_float_matches_scalar[sizeof(scalar_t) == (SCALAR_IS_FLOAT ? 4 : 8) ? 1 : -1];
+#include "scalar.h"
 #ifdef __AVX2__
 #include <immintrin.h>
 #endif
