@@ -17,9 +17,12 @@ What is measured, all in this one run, on the CPU:
   ``torch.profiler`` records with ``profile_memory=True``.
 
 The cascades take q, k, v as [N, H, D] (PyG node order, one graph: ``batch=None``); SDPA gets
-its preferred contiguous [1, H, N, D] layout (4-D: its fused CPU kernel).
+its preferred contiguous [1, H, N, D] layout (4-D: its fused CPU kernel). ``1-pass-torch`` is
+the 1-pass cascade with the PyTorch references of its row stages
+(``plstm_graph/ops/attention/rows.py``) in place of the compiled ones, forward and backward.
 """
 import argparse
+import contextlib
 import gc
 import os
 import time
@@ -27,10 +30,21 @@ import time
 import torch
 from torch.nn.functional import scaled_dot_product_attention
 
-from plstm_graph.ops.attention import einsum_attention
+from plstm_graph.ops.attention import einsum_attention, rows
 from memory import peak_bytes  # benchmarks/memory.py (the script's folder is on sys.path)
 
-METHODS = ("SDPA", "1-pass", "2-pass", "3-pass")
+METHODS = ("SDPA", "1-pass", "1-pass-torch", "2-pass", "3-pass")
+
+
+@contextlib.contextmanager
+def torch_rows():
+    """The attention's row stages run their PyTorch references inside."""
+    compiled = rows.unavailable
+    rows.unavailable = lambda: "measured without them"
+    try:
+        yield
+    finally:
+        rows.unavailable = compiled
 
 
 def best_times(calls: dict, repeats: int, budget: float, clock=time.perf_counter) -> dict:
@@ -60,13 +74,14 @@ def make_call(method: str, n: int, heads: int, dim: int, chunk_size: int, backwa
         return einsum_attention(q, k, v, passes=int(method[0]), chunk_size=chunk_size)
 
     def call():
-        if not backward:
-            with torch.no_grad():
-                attend()
-            return
-        for x in (q, k, v):
-            x.grad = None
-        attend().backward(grad)
+        with torch_rows() if method == "1-pass-torch" else contextlib.nullcontext():
+            if not backward:
+                with torch.no_grad():
+                    attend()
+                return
+            for x in (q, k, v):
+                x.grad = None
+            attend().backward(grad)
 
     return call
 
@@ -90,11 +105,14 @@ def print_tables(results, sizes, methods):
     def row(cells, widths):
         return " | ".join(str(c).rjust(w) for c, w in zip(cells, widths))
 
+    def width(names, least):
+        return [max(least, len(name)) for name in names]
+
     for backward, label in ((False, "forward"), (True, "forward + backward")):
         print(f"\nTime, {label} (ms; ratio = cascade / SDPA)")
         cascades = [m for m in methods if m != "SDPA"]
         head = ["N"] + list(methods) + [f"{m}/SDPA" for m in cascades]
-        widths = [5] + [9] * len(methods) + [11] * len(cascades)
+        widths = [5] + width(head[1:], 9)
         print(row(head, widths))
         for n in sizes:
             t = {m: results[n, m, backward][0] for m in methods}
@@ -104,7 +122,7 @@ def print_tables(results, sizes, methods):
         print(f"\nPeak memory, {label} (MiB; growth = peak(N) / peak(N / 2))")
         grown = [m for m in ("1-pass", "3-pass") if m in methods]
         head = ["N"] + list(methods) + [f"{m} growth" for m in grown]
-        widths = [5] + [9] * len(methods) + [13] * len(grown)
+        widths = [5] + width(head[1:], 9)
         print(row(head, widths))
         for i, n in enumerate(sizes):
             p = {m: results[n, m, backward][1] for m in methods}
