@@ -27,7 +27,8 @@ FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c99", f"-I{INCLUDE}")
 #: The torch dtypes the kernels are built for, and the C type of each.
 SCALARS = {torch.float32: "float", torch.float64: "double"}
 #: Per scalar type, what the C code is told about it (AVX2 paths differ by lane count).
-SCALAR_DEFINES = {"float": ("-DSCALAR=float", "-DSCALAR_IS_FLOAT=1"), "double": ("-DSCALAR=double",)}
+SCALAR_DEFINES = {"float": ("-DSCALAR=float", "-DSCALAR_IS_FLOAT=1"),
+                  "double": ("-DSCALAR=double",)}
 INT, PTR = ctypes.c_int64, ctypes.c_void_p
 
 
@@ -41,7 +42,8 @@ def switched_off() -> Optional[str]:
 def cache_dir() -> Path:
     if "PLSTM_GRAPH_KERNEL_CACHE" in os.environ:
         return Path(os.environ["PLSTM_GRAPH_KERNEL_CACHE"])
-    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "plstm_graph" / "kernels"
+    home_cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    folder = Path(home_cache) / "plstm_graph" / "kernels"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if os.access(folder, os.W_OK):
@@ -51,7 +53,8 @@ def cache_dir() -> Path:
     # e.g. a read-only home: a private folder in the temporary one, which other users must not
     # be able to fill with libraries this process would load.
     uid = os.getuid() if hasattr(os, "getuid") else None
-    folder = Path(tempfile.gettempdir()) / f"plstm_graph_kernels_{uid if uid is not None else 'user'}"
+    owner = uid if uid is not None else "user"
+    folder = Path(tempfile.gettempdir()) / f"plstm_graph_kernels_{owner}"
     folder.mkdir(mode=0o700, exist_ok=True)
     if uid is not None and (folder.stat().st_uid != uid or folder.stat().st_mode & 0o022):
         raise RuntimeError(f"{folder} belongs to another user or is writable by others")
@@ -87,7 +90,9 @@ def build(source: Path, scalar: str) -> Path:
     command = compiler()
     if command is None:
         raise RuntimeError("no C compiler found (set CC, or install gcc or clang)")
-    headers = [header.read_bytes() for header in sorted(INCLUDE.glob("*.h"))]
+    # The shared headers and any beside the source: a change to one rebuilds.
+    headers = [header.read_bytes() for folder in (INCLUDE, source.parent)
+               for header in sorted(folder.glob("*.h"))]
     key = hashlib.sha256(b"\0".join([source.read_bytes(), *headers, " ".join(FLAGS).encode(),
                                      " ".join(command).encode(),
                                      " ".join(SCALAR_DEFINES[scalar]).encode(),
@@ -121,14 +126,15 @@ def load(source: Path, scalar: str, signatures: Dict[str, list]) -> ctypes.CDLL:
 
 def load_error(library: Callable[[str], ctypes.CDLL]) -> Optional[str]:
     """Why ``library(scalar)`` cannot give a loaded kernel for every scalar type here (or why
-    compiled kernels must not run), or ``None`` when it can."""
+    compiled kernels must not run), or ``None`` when it can. Callers cache the answer once per
+    process, as they cache the library: ``PLSTM_GRAPH_NO_COMPILE`` counts when first asked."""
     reason = switched_off()
     if reason is not None:
         return reason
     try:
         for scalar in SCALARS.values():
             library(scalar)
-    except (OSError, RuntimeError) as error:
+    except (OSError, RuntimeError, AttributeError) as error:  # AttributeError: a missing symbol
         return str(error)
     return None
 

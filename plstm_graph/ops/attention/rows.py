@@ -73,13 +73,22 @@ PARALLEL_FROM = 32768
 
 def _compiled(S: Tensor, *rows: Tensor) -> bool:
     r"""Whether the compiled stages take these scores and per-row vectors: CPU, float32 or
-    float64, scores contiguous and each row vector contiguous within a head, and the work not
-    one that torch's threads would share."""
-    return (S.device.type == "cpu" and S.dtype in SCALARS and S.is_contiguous()
+    float64, scores contiguous with at least one key, each row vector contiguous within a head
+    and its heads apart (no entry written twice), and the work not one that torch's threads
+    would share."""
+    H, A, C, L = S.shape
+    return (S.device.type == "cpu" and S.dtype in SCALARS and S.is_contiguous() and L > 0
             and (S.numel() < PARALLEL_FROM or torch.get_num_threads() == 1)
             and all(r.dtype == S.dtype and r.device == S.device and r.shape == S.shape[:-1]
-                    and r.stride()[1:] == (S.size(2), 1) for r in rows)
+                    and r.stride()[1:] == (C, 1) and (H == 1 or r.stride(0) >= A * C)
+                    for r in rows)
             and unavailable() is None)
+
+
+def _written(*tensors: Tensor) -> None:
+    r"""Tell autograd that C wrote these tensors in place, as the references' in-place
+    operators do (a saved tensor written afterwards then fails the backward, as it should)."""
+    torch.autograd.graph.increment_version(tensors)
 
 
 def _sizes(S: Tensor, row: Tensor) -> list:
@@ -91,9 +100,10 @@ def online_softmax_(S: Tensor, m: Tensor, d: Tensor, first: bool) -> Optional[Te
     r""":func:`online_softmax_reference`, compiled where it can run."""
     if not _compiled(S, m, d):
         return online_softmax_reference(S, m, d, first)
-    prm = None if first else torch.empty(S.shape[:-1], dtype=S.dtype)
+    prm = None if first else S.new_empty(S.shape[:-1])
     library(SCALARS[S.dtype]).online_softmax(
         *_sizes(S, m), int(first), *pointers(S, m, d), None if first else prm.data_ptr())
+    _written(S, m, d)
     return prm
 
 
@@ -102,15 +112,17 @@ def exp2_shifted_(S: Tensor, shift: Tensor) -> Tensor:
     if not _compiled(S, shift):
         return exp2_shifted_reference(S, shift)
     library(SCALARS[S.dtype]).exp2_shifted(*_sizes(S, shift), *pointers(S, shift))
+    _written(S)
     return S
 
 
 def delta_times_(dP: Tensor, P: Tensor, delta: Tensor) -> Tensor:
     r""":func:`delta_times_reference`, compiled where it can run."""
     if not (_compiled(dP, delta) and P.shape == dP.shape and P.dtype == dP.dtype
-            and P.is_contiguous()):
+            and P.is_contiguous() and P.data_ptr() != dP.data_ptr()):
         return delta_times_reference(dP, P, delta)
     library(SCALARS[dP.dtype]).delta_times(*_sizes(dP, delta), *pointers(dP, P, delta))
+    _written(dP)
     return dP
 
 

@@ -4,9 +4,9 @@ The recurrence of :func:`~.naive.plstm_reference` and its direct term, graph aft
 weakly connected components of a batch), each graph edge after edge in level order, written as
 C loops and built on first use by :mod:`plstm_graph.ops.c_build`, once per scalar type. It
 does ``E * H * K * V`` multiply-adds per pass and no per-level or per-block operator calls,
-which is what the Python backends spend their time on for batches of small graphs. Without a compiler (or with ``PLSTM_GRAPH_NO_COMPILE=1``) the
-backend is unavailable: ``auto`` keeps the Python backends and asking for ``"compiled"`` by
-name raises an error that says why.
+which is what the Python backends spend their time on for batches of small graphs. Without a
+compiler (or with ``PLSTM_GRAPH_NO_COMPILE=1``) the backend is unavailable: ``auto`` keeps the
+Python backends and asking for ``"compiled"`` by name raises an error that says why.
 
 Only the inputs are kept between forward and backward: the backward sweeps each graph's cell
 states again into a scratch of that graph's size, then runs the adjoint sweep over it, so no

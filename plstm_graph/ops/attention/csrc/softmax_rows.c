@@ -101,14 +101,19 @@ static inline scalar_t exp2_row(scalar_t *restrict row, int64_t L, scalar_t c) {
     return sum;
 }
 
+/* max(m, row[0], ..., row[L - 1]), NaN if any of them is NaN (as torch.amax). */
 static inline scalar_t max_row(const scalar_t *restrict row, int64_t L, scalar_t m) {
     int64_t j = 0;
 #if VECTOR_EXP2
-    __m256 acc = _mm256_set1_ps(m);
-    for (; j + 8 <= L; j += 8) acc = _mm256_max_ps(acc, _mm256_loadu_ps(row + j));
-    m = max_8(acc);
+    __m256 acc = _mm256_set1_ps(m), nan = _mm256_cmp_ps(acc, acc, _CMP_UNORD_Q);
+    for (; j + 8 <= L; j += 8) {
+        __m256 x = _mm256_loadu_ps(row + j);
+        acc = _mm256_max_ps(acc, x);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    }
+    m = _mm256_movemask_ps(nan) ? NAN : max_8(acc);
 #endif
-    for (; j < L; j++) m = row[j] > m ? row[j] : m;
+    for (; j < L; j++) m = (row[j] > m || row[j] != row[j]) ? row[j] : m;
     return m;
 }
 
