@@ -36,17 +36,6 @@ from memory import peak_bytes  # benchmarks/memory.py (the script's folder is on
 METHODS = ("SDPA", "1-pass", "1-pass-torch", "2-pass", "3-pass")
 
 
-@contextlib.contextmanager
-def torch_rows():
-    """The attention's row stages run their PyTorch references inside."""
-    compiled = rows.unavailable
-    rows.unavailable = lambda: "measured without them"
-    try:
-        yield
-    finally:
-        rows.unavailable = compiled
-
-
 def best_times(calls: dict, repeats: int, budget: float, clock=time.perf_counter) -> dict:
     """Best of ``repeats`` runs of each call on ``clock``, the calls interleaved (one run of
     each per round, so that a change in the machine's load hits all alike); fewer rounds
@@ -74,7 +63,7 @@ def make_call(method: str, n: int, heads: int, dim: int, chunk_size: int, backwa
         return einsum_attention(q, k, v, passes=int(method[0]), chunk_size=chunk_size)
 
     def call():
-        with torch_rows() if method == "1-pass-torch" else contextlib.nullcontext():
+        with rows.references() if method == "1-pass-torch" else contextlib.nullcontext():
             if not backward:
                 with torch.no_grad():
                     attend()

@@ -13,6 +13,7 @@ Shapes: scores ``S`` [H, A, C, L] (heads, query tiles, tile rows, keys), contigu
 vectors ``[H, A, C]``, views of the cascade's ``[H, T, C]`` state (a slice of query tiles).
 Exponentials are base 2 (:data:`.tiles.LOG2E`).
 """
+import contextlib
 import functools
 from pathlib import Path
 from typing import Optional
@@ -65,6 +66,22 @@ def unavailable() -> Optional[str]:
     return c_build.load_error(library)
 
 
+#: Inside :func:`references`: the compiled stages stand aside.
+_references_only = False
+
+
+@contextlib.contextmanager
+def references():
+    r"""Inside, every stage runs its PyTorch reference (forward and backward calls made
+    within), so that the compiled ones can be measured or checked against them."""
+    global _references_only
+    outer, _references_only = _references_only, True
+    try:
+        yield
+    finally:
+        _references_only = outer
+
+
 #: ATen splits an element-wise operator over threads from this many elements on (its
 #: ``GRAIN_SIZE``); the compiled stages run on one thread, so larger scores keep the references
 #: when torch has several threads.
@@ -82,7 +99,7 @@ def _compiled(S: Tensor, *rows: Tensor) -> bool:
             and all(r.dtype == S.dtype and r.device == S.device and r.shape == S.shape[:-1]
                     and r.stride()[1:] == (C, 1) and (H == 1 or r.stride(0) >= A * C)
                     for r in rows)
-            and unavailable() is None)
+            and not _references_only and unavailable() is None)
 
 
 def _written(*tensors: Tensor) -> None:
@@ -127,4 +144,4 @@ def delta_times_(dP: Tensor, P: Tensor, delta: Tensor) -> Tensor:
 
 
 __all__ = ["delta_times_", "delta_times_reference", "exp2_shifted_", "exp2_shifted_reference",
-           "online_softmax_", "online_softmax_reference", "unavailable"]
+           "online_softmax_", "online_softmax_reference", "references", "unavailable"]
