@@ -8,6 +8,10 @@ test it at 64 px and on 128 px images (objects keep their size, so distances dou
 The protocol follows the paper's (AdamW, weight decay 0.05 on weights only, linear warm-up then
 cosine decay, gradient clipping 1.0, no augmentation, the final model is tested), shrunk to a
 CPU budget. Prints one JSON line with the accuracies, the parameter count and the time taken.
+With ``--checkpoint PATH`` a long run saves its state at every validation point
+(``--eval-every``) and after the last step, and the same command resumes it from there: the
+data order is a function of the seed and the epoch, so a resumed run takes the same steps as one
+that was never stopped.
 """
 import argparse
 import glob
@@ -23,6 +27,7 @@ from torch_geometric.loader import DataLoader
 from plstm_graph.data.ape import APEConfig, generate, load_ape
 from plstm_graph.nn import plstm_2d, vit  # noqa: F401  (registers plstm-2d, plstm-2d-d, vit)
 from plstm_graph.nn.models import GraphModel, count_parameters
+from plstm_graph.train.checkpoint import load_checkpoint, save_checkpoint
 
 
 def accuracy(model, dataset, batch_size: int) -> float:
@@ -40,6 +45,42 @@ def optimizer_for(model, lr: float, weight_decay: float) -> torch.optim.Optimize
     rest = [p for p in model.parameters() if p.dim() < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
                               {"params": rest, "weight_decay": 0.0}], lr=lr)
+
+
+#: Arguments a checkpoint must agree with to be resumed (the others only change reporting).
+RESUME_KEYS = ("model", "size", "downsample", "patch", "seed", "num_train", "steps", "warmup",
+               "batch_size", "lr", "hidden", "layers", "heads", "position_embedding")
+
+
+def batches_from(train, step: int, batch_size: int, seed: int):
+    """The training batches from ``step`` to the end of its epoch, in an order that depends only
+    on ``seed`` and the epoch (so a resumed run sees what an uninterrupted one would)."""
+    per_epoch = len(train) // batch_size
+    epoch, offset = divmod(step, per_epoch)
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    order = order[offset * batch_size:per_epoch * batch_size]
+    return DataLoader(train[order], batch_size=batch_size)
+
+
+def resume(path, args, model, optimizer, schedule) -> dict:
+    """The saved progress (``step``, ``losses``, ``curve``, ``cpu_seconds``, ``seconds``) of
+    the run at ``path``, with the model, optimiser and schedule restored; a fresh start when there
+    is none yet."""
+    try:
+        state = load_checkpoint(path)
+    except FileNotFoundError:
+        return {"step": 0, "losses": [], "curve": [], "cpu_seconds": 0.0, "seconds": 0.0}
+    changed = {key: (state["args"][key], getattr(args, key)) for key in RESUME_KEYS
+               if state["args"][key] != getattr(args, key)}
+    if changed:
+        raise SystemExit(f"--checkpoint {path} was written with other settings "
+                         f"({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in changed.items())}); "
+                         f"pass those, or another --checkpoint path")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    print(f"resumed {path} at step {state['progress']['step']}", flush=True)
+    return state["progress"]
 
 
 def warmup_cosine(step: int, warmup: int, total: int) -> float:
@@ -147,6 +188,8 @@ def main(argv=None):
     parser.add_argument("--position-embedding", default="learned-sincos",
                         help="learned-sincos (default), learned, sincos or none")
     parser.add_argument("--out", default=None, help="also write the JSON result here")
+    parser.add_argument("--checkpoint", default=None, help="save the run's state here at every "
+                        "validation point and at the end; resume from it when it exists")
     parser.add_argument("--samples", default=None, help="only draw sample images to this file")
     parser.add_argument("--summarize", default=None, help="only tabulate JSON results (a glob)")
     parser.add_argument("--figure", default=None, help="with --summarize: plot them to this file")
@@ -155,6 +198,8 @@ def main(argv=None):
         return plot_samples(args.samples)
     if args.summarize:
         return print(summarize(args.summarize, args.figure))
+    if args.num_train < args.batch_size:
+        parser.error(f"--num-train ({args.num_train}) must be at least --batch-size ({args.batch_size})")
 
     torch.manual_seed(args.seed)
     bench = load_ape(args.size, seed=42 + args.seed, num_train=args.num_train, num_valid=args.num_valid,
@@ -172,11 +217,22 @@ def main(argv=None):
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, args.warmup, args.steps))
 
-    start, cpu_start, step, losses, curve = time.perf_counter(), time.process_time(), 0, [], []
-    loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, drop_last=True)
+    progress = (resume(args.checkpoint, args, model, optimizer, schedule) if args.checkpoint
+                else {"step": 0, "losses": [], "curve": [], "cpu_seconds": 0.0, "seconds": 0.0})
+    step, losses, curve = progress["step"], progress["losses"], progress["curve"]
+    start = time.perf_counter() - progress["seconds"]
+    cpu_start = time.process_time() - progress["cpu_seconds"]
+
+    def save():
+        progress.update(step=step, losses=losses[-50:], cpu_seconds=time.process_time() - cpu_start,
+                        seconds=time.perf_counter() - start)
+        save_checkpoint({"args": vars(args), "model": model.state_dict(),
+                         "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                         "progress": progress}, args.checkpoint)
+
     model.train()
     while step < args.steps:
-        for batch in loader:
+        for batch in batches_from(train, step, args.batch_size, args.seed):
             loss = F.cross_entropy(model(batch), batch.y)
             optimizer.zero_grad()
             loss.backward()
@@ -192,8 +248,12 @@ def main(argv=None):
                               "cpu_seconds": round(time.process_time() - cpu_start, 1)})
                 print(json.dumps(curve[-1]), flush=True)
                 model.train()
+                if args.checkpoint:
+                    save()
             if step == args.steps:
                 break
+    if args.checkpoint:
+        save()
     train_seconds, train_cpu = time.perf_counter() - start, time.process_time() - cpu_start
 
     result = {

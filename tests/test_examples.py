@@ -75,3 +75,48 @@ def test_examples_state_their_budget_and_run_command(name):
     doc = runpy.run_path(str(EXAMPLES / name))["__doc__"]
     assert f"python examples/{name} --data-root ../shared/data" in doc
     assert "Default (reduced) budget" in doc
+
+
+def test_arrow_pointing_resumes_a_stopped_run_where_it_stopped(one_thread, tmp_path, monkeypatch,
+                                                                capsys):
+    import torch
+
+    args = ["--model", "plstm-2d-d", "--size", "64", "--patch", "16", "--num-train", "24",
+            "--num-valid", "4", "--num-test", "4", "--steps", "6", "--warmup", "2",
+            "--batch-size", "8", "--hidden", "8", "--layers", "1", "--eval-every", "2",
+            "--valid-only"]
+
+    def final(out: str) -> dict:
+        return json.loads(out.strip().splitlines()[-1])
+
+    whole = final(run_example("arrow_pointing.py", *args, monkeypatch=monkeypatch, capsys=capsys))
+
+    # Stop the same run inside step 5 (after the checkpoint of step 4), then resume it.
+    checkpoint = tmp_path / "run.pt"
+    calls, clip = [], torch.nn.utils.clip_grad_norm_
+
+    def clip_until_interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return clip(*a, **k)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.nn.utils, "clip_grad_norm_", clip_until_interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_example("arrow_pointing.py", *args, "--checkpoint", str(checkpoint),
+                        monkeypatch=monkeypatch, capsys=capsys)
+    assert torch.load(checkpoint, weights_only=False)["progress"]["step"] == 4
+    out = run_example("arrow_pointing.py", *args, "--checkpoint", str(checkpoint),
+                      monkeypatch=monkeypatch, capsys=capsys)
+    assert "resumed" in out and "at step 4" in out
+    resumed = final(out)
+    assert resumed["final_train_loss"] == pytest.approx(whole["final_train_loss"], abs=1e-6)
+    assert resumed["curve"][:2] == [{**point, "cpu_seconds": resumed["curve"][i]["cpu_seconds"]}
+                                    for i, point in enumerate(whole["curve"][:2])]
+    assert resumed["valid_acc"] == whole["valid_acc"]
+
+    # Other settings than the checkpoint's are refused, naming them.
+    with pytest.raises(SystemExit, match="lr: 0.001 there, 0.002 now"):
+        run_example("arrow_pointing.py", *args, "--lr", "2e-3", "--checkpoint", str(checkpoint),
+                    monkeypatch=monkeypatch, capsys=capsys)

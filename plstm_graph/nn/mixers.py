@@ -28,7 +28,7 @@ ARRANGEMENTS = {"alternate": plstm_layer_plan, "paired": paired_layer_plan}
 
 @register_model
 class PLSTM(ModelSpec):
-    """pLSTM blocks: P-mode and D-mode layers taking turns, and the DAG and its reverse.
+    r"""pLSTM blocks: P-mode and D-mode layers taking turns, and the DAG and its reverse.
 
     Args:
         arrangement: ``"alternate"`` (:func:`~plstm_graph.nn.plstm_layer_plan`: every layer
