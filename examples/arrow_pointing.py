@@ -120,9 +120,41 @@ def plot_samples(path: str, per_class: int = 2):
     fig.savefig(path, dpi=110)
 
 
-def summarize(pattern: str, figure: str | None = None) -> str:
+def plot_curves(runs: list, path: str):
+    """Validation accuracy at the training size and at 2x against the step, one line per run
+    (the runs' ``curve``, written with ``--eval-every``)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+    colours = {}
+    for run in runs:
+        if not run["curve"]:
+            continue
+        colour = colours.setdefault(run["model"], f"C{len(colours)}")
+        steps = [point["step"] for point in run["curve"]]
+        for ax, key in zip(axes, ("valid_acc", "valid_acc_2x")):
+            ax.plot(steps, [point[key] for point in run["curve"]], color=colour, lw=1.2,
+                    label=f"{run['model']} (seed {run['seed']})")
+    for ax, title in zip(axes, (f"validation, {runs[0]['size']} px", f"validation, {2 * runs[0]['size']} px")):
+        ax.axhline(0.5, color="0.5", lw=0.8, ls="--")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(f"step (batch {runs[0]['batch_size']})")
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def summarize(pattern: str, figure: str | None = None, curves: str | None = None) -> str:
     """A markdown table (mean +- std over seeds) of the JSON results matching ``pattern``."""
     runs = [json.loads(open(path).read()) for path in sorted(glob.glob(pattern))]
+    if not runs:
+        raise SystemExit(f"--summarize {pattern!r} matches no file")
+    if curves:
+        plot_curves(runs, curves)
+    runs = [run for run in runs if "test_acc" in run]  # --valid-only runs have curves only
+    if not runs:
+        return "(no run with test scores: they were all --valid-only)"
     by_model = {}
     for run in runs:
         by_model.setdefault(run["model"], []).append(run)
@@ -193,11 +225,13 @@ def main(argv=None):
     parser.add_argument("--samples", default=None, help="only draw sample images to this file")
     parser.add_argument("--summarize", default=None, help="only tabulate JSON results (a glob)")
     parser.add_argument("--figure", default=None, help="with --summarize: plot them to this file")
+    parser.add_argument("--curves", default=None, help="with --summarize: plot their validation "
+                        "curves (--eval-every) to this file")
     args = parser.parse_args(argv)
     if args.samples:
         return plot_samples(args.samples)
     if args.summarize:
-        return print(summarize(args.summarize, args.figure))
+        return print(summarize(args.summarize, args.figure, args.curves))
     if args.num_train < args.batch_size:
         parser.error(f"--num-train ({args.num_train}) must be at least --batch-size ({args.batch_size})")
 

@@ -120,3 +120,20 @@ def test_arrow_pointing_resumes_a_stopped_run_where_it_stopped(one_thread, tmp_p
     with pytest.raises(SystemExit, match="lr: 0.001 there, 0.002 now"):
         run_example("arrow_pointing.py", *args, "--lr", "2e-3", "--checkpoint", str(checkpoint),
                     monkeypatch=monkeypatch, capsys=capsys)
+
+
+def test_arrow_pointing_summarizes_runs_as_a_table_and_figures(tmp_path, monkeypatch, capsys):
+    curve = [{"step": 2, "train_loss": 0.69, "valid_acc": 0.5, "valid_acc_2x": 0.5},
+             {"step": 4, "train_loss": 0.6, "valid_acc": 0.7, "valid_acc_2x": 0.6}]
+    run = {"size": 64, "steps": 4, "batch_size": 8, "parameters": 1234, "train_cpu_seconds": 2.0,
+           "curve": curve}
+    for model, seed, test in (("vit", 0, 0.6), ("vit", 1, 0.7), ("plstm-2d-d", 0, 0.9)):
+        (tmp_path / f"{model}-{seed}.json").write_text(json.dumps(
+            {**run, "model": model, "seed": seed, "test_acc": test, "extrapolation_acc_128": 0.5}))
+    (tmp_path / "valid-only.json").write_text(json.dumps({**run, "model": "vit", "seed": 2}))
+    out = run_example("arrow_pointing.py", "--summarize", str(tmp_path / "*.json"), "--figure",
+                      str(tmp_path / "bars.png"), "--curves", str(tmp_path / "curves.png"),
+                      monkeypatch=monkeypatch, capsys=capsys)
+    assert "| vit | 1,234 | 2 | 4 x 8 | 0.650 ± 0.071 | 0.500 ± 0.000 | 2 |" in out
+    assert "| plstm-2d-d | 1,234 | 1 | 4 x 8 | 0.900 ± 0.000 |" in out
+    assert (tmp_path / "bars.png").stat().st_size > 0 and (tmp_path / "curves.png").stat().st_size > 0
