@@ -41,3 +41,15 @@ def test_plstm_bench_prints_both_timings(shared_data):
     assert "| plstm op, reference" in out and "CPU ms, back to back" in out
     for what in ("CPU", "CPU, back to back"):
         assert f"{what} time: faster than the per-edge reference: levels" in out
+
+
+def test_training_signal_prints_loss_gradient_and_prediction_spread(shared_data):
+    out = run_script("training_signal.py", "--dataset", "MUTAG", "--data-root", str(shared_data),
+                     "--models", "plstm,gin", "--steps", "5", "--every", "2", "--limit", "64",
+                     "--pooling", "mean")
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith(("| plstm", "| gin"))]
+    assert [(row[0], row[1], row[2]) for row in rows] == [
+        (f"| {model}", "mean", step) for model in ("plstm", "gin") for step in ("2", "4", "5")]
+    for row in rows:
+        loss, norm_median, norm_max, std = float(row[3]), float(row[4]), float(row[5]), float(row[7])
+        assert 0 < loss < 1 and 0 < norm_median <= norm_max and std >= 0
