@@ -62,14 +62,18 @@ def batches_from(train, step: int, batch_size: int, seed: int):
     return DataLoader(train[order], batch_size=batch_size)
 
 
+def new_progress() -> dict:
+    """A run's progress before its first step (what a checkpoint saves besides the weights)."""
+    return {"step": 0, "losses": [], "curve": [], "cpu_seconds": 0.0, "seconds": 0.0}
+
+
 def resume(path, args, model, optimizer, schedule) -> dict:
-    """The saved progress (``step``, ``losses``, ``curve``, ``cpu_seconds``, ``seconds``) of
-    the run at ``path``, with the model, optimiser and schedule restored; a fresh start when there
-    is none yet."""
+    """The saved progress (:func:`new_progress`) of the run at ``path``, with the model,
+    optimiser and schedule restored; a fresh start when there is none yet."""
     try:
         state = load_checkpoint(path)
     except FileNotFoundError:
-        return {"step": 0, "losses": [], "curve": [], "cpu_seconds": 0.0, "seconds": 0.0}
+        return new_progress()
     changed = {key: (state["args"][key], getattr(args, key)) for key in RESUME_KEYS
                if state["args"][key] != getattr(args, key)}
     if changed:
@@ -252,7 +256,7 @@ def main(argv=None):
         optimizer, lambda step: warmup_cosine(step, args.warmup, args.steps))
 
     progress = (resume(args.checkpoint, args, model, optimizer, schedule) if args.checkpoint
-                else {"step": 0, "losses": [], "curve": [], "cpu_seconds": 0.0, "seconds": 0.0})
+                else new_progress())
     step, losses, curve = progress["step"], progress["losses"], progress["curve"]
     start = time.perf_counter() - progress["seconds"]
     cpu_start = time.process_time() - progress["cpu_seconds"]
