@@ -20,7 +20,7 @@ import torch
 
 from plstm_graph.train import TrainConfig, Trainer
 from plstm_graph.train.data import DataCache, make_splits
-from plstm_graph.train.run import prepared_graphs
+from plstm_graph.train.run import folds_of, prepared_graphs
 
 
 class Recorder:
@@ -100,7 +100,7 @@ def main(argv=None) -> None:
                              pooling=args.pooling, lr=args.lr, limit=args.limit, seed=args.seed,
                              data_root=args.data_root)
         graphs = prepared_graphs(spec, config, cache)
-        fold = None if spec.num_folds == 1 else 0  # k-fold data: the first fold
+        fold = folds_of(config, spec)[0]  # k-fold data: the first fold
         trainer = Trainer(config, spec, make_splits(spec, graphs, fold, config.limit))
         start = time.perf_counter()
         with Recorder(trainer) as record:
