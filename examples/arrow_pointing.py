@@ -49,7 +49,7 @@ def optimizer_for(model, lr: float, weight_decay: float) -> torch.optim.Optimize
 
 #: Arguments a checkpoint must agree with to be resumed (the others only change reporting).
 RESUME_KEYS = ("model", "size", "downsample", "patch", "seed", "num_train", "steps", "warmup",
-               "batch_size", "lr", "hidden", "layers", "heads", "position_embedding")
+               "batch_size", "lr", "hidden", "layers", "heads", "position_embedding", "projections")
 
 
 def batches_from(train, step: int, batch_size: int, seed: int):
@@ -74,8 +74,8 @@ def resume(path, args, model, optimizer, schedule) -> dict:
         state = load_checkpoint(path)
     except FileNotFoundError:
         return new_progress()
-    changed = {key: (state["args"][key], getattr(args, key)) for key in RESUME_KEYS
-               if state["args"][key] != getattr(args, key)}
+    changed = {key: (state["args"].get(key), getattr(args, key)) for key in RESUME_KEYS
+               if state["args"].get(key) != getattr(args, key)}
     if changed:
         raise SystemExit(f"--checkpoint {path} was written with other settings "
                          f"({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in changed.items())}); "
@@ -223,6 +223,9 @@ def main(argv=None):
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--position-embedding", default="learned-sincos",
                         help="learned-sincos (default), learned, sincos or none")
+    parser.add_argument("--projections", default=None, choices=("default", "official"),
+                        help="pLSTM models: initialisation of the q / k / v / output projections "
+                        "(default: the model's)")
     parser.add_argument("--out", default=None, help="also write the JSON result here")
     parser.add_argument("--checkpoint", default=None, help="save the run's state here at every "
                         "validation point and at the end; resume from it when it exists")
@@ -247,10 +250,12 @@ def main(argv=None):
     train, valid = bench.dataset[split["train"]], bench.dataset[split["valid"]]
     valid_2x = bench.extrapolation(split="valid", num_samples=args.num_valid)
 
+    options = {"grid": bench.config.grid, "position_embedding": args.position_embedding}
+    if args.projections:
+        options["projections"] = args.projections
     model = GraphModel(args.model, 2, features="onehot", node_channels=bench.num_node_features,
                        hidden=args.hidden, layers=args.layers, heads=args.heads, orientation="given",
-                       model_options={"grid": bench.config.grid,
-                                      "position_embedding": args.position_embedding})
+                       model_options=options)
     optimizer = optimizer_for(model, args.lr, 0.05)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, args.warmup, args.steps))
@@ -299,7 +304,7 @@ def main(argv=None):
         "patch": args.patch, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
         "images_seen": args.steps * args.batch_size, "hidden": args.hidden, "layers": args.layers,
         "heads": args.heads, "position_embedding": args.position_embedding,
-        "parameters": count_parameters(model),
+        "projections": args.projections, "parameters": count_parameters(model),
         "train_seconds": round(train_seconds, 1), "train_cpu_seconds": round(train_cpu, 1),
         "final_train_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
         "valid_acc": accuracy(model, valid, 64), "valid_acc_2x": accuracy(model, valid_2x, 64),

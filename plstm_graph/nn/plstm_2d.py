@@ -11,6 +11,7 @@ from ..graph.line_graph import MODES
 from ..graph.grid import CORNERS, GridLineGraph, grid_line_graph
 from ..graph.validation import check_one_of, check_positive_int
 from ..ops.plstm import plstm
+from .plstm_conv import INITS
 from .registry import BlockInputs, register_model
 from .residual_block import ResidualBlock
 from .vision import ImageModelSpec, corner_pool, grid_shape
@@ -102,13 +103,22 @@ class PLSTM2DConv(torch.nn.Module):
       comb that SPEC's generic pruning gives a grid (:mod:`plstm_graph.graph.grid`);
     * gate biases (Source / Mark -4, Direct -6, saturated transitions): SPEC section 8;
     * per-head RMSNorm after the mean and an output projection (the official ``mhnorm`` is
-      applied per orientation before the mean).
+      applied per orientation before the mean);
+    * ``projections="official"``: q / k / v and the output projection with biases (0) and
+      weights :math:`\mathcal N(0, 2 / (5\, \text{fan\_in}))` (``QueryLayer`` /
+      ``KeyLayer`` / ``ValueLayer`` / ``outprojection``: ``SmallInitConfig``), :math:`q`
+      scaled by :math:`1/\sqrt{K}` in the kernel (``pLSTM2D_fwbw``'s ``QK_scale``). With
+      ``"default"`` (std 0.02, no biases) the layer's pre-norm output at initialisation is
+      about 1000 times smaller (5e-6 RMS on APE images, below the norm's
+      :math:`\sqrt{\epsilon}`), so the layer starts out silent.
 
     Args:
         channels: feature size (in and out).
         heads: heads :math:`H` (``channels`` divisible by it).
         mode: ``"P"`` or ``"D"``.
         backend: pLSTM kernel backend (see :func:`~plstm_graph.plstm`).
+        projections: ``"default"`` (q / k / v / out weights normal with std 0.02, no biases)
+            or ``"official"`` (the official code's small init with biases, above).
 
     Shapes:
         - **input:** node features :math:`(N, F)`, positions ``pos`` :math:`(N, 2)` of
@@ -116,27 +126,34 @@ class PLSTM2DConv(torch.nn.Module):
         - **output:** :math:`(N, F)`
     """
 
-    def __init__(self, channels: int, heads: int = 4, mode: str = "P", backend: str = "auto"):
+    def __init__(self, channels: int, heads: int = 4, mode: str = "P", backend: str = "auto",
+                 projections: str = "default"):
         super().__init__()
         check_positive_int(channels, "channels")
         check_positive_int(heads, "heads")
         check_one_of(mode, "mode", MODES)
+        check_one_of(projections, "projections", INITS)
         if channels % heads:
             raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
         self.channels, self.heads, self.mode, self.backend = channels, heads, mode, backend
+        self.projections = projections
         self.head_dim = channels // heads
-        self.lin_query = Linear(channels, channels, bias=False)
-        self.lin_key = Linear(channels, channels, bias=False)
-        self.lin_value = Linear(channels, channels, bias=False)
+        bias = projections == "official"
+        self.lin_query = Linear(channels, channels, bias=bias)
+        self.lin_key = Linear(channels, channels, bias=bias)
+        self.lin_value = Linear(channels, channels, bias=bias)
         self.lin_gates = Linear(channels, len(CORNERS) * heads * GATES[mode])
         self.lin_direct = Linear(channels, heads)
         self.norm_weight = Parameter(torch.empty(heads, self.head_dim))
-        self.lin_out = Linear(channels, channels, bias=False)
+        self.lin_out = Linear(channels, channels, bias=bias)
         self.reset_parameters()
 
     def reset_parameters(self):
         for lin in (self.lin_query, self.lin_key, self.lin_value, self.lin_out):
-            torch.nn.init.normal_(lin.weight, std=0.02)
+            std = math.sqrt(2 / (5 * lin.in_features)) if self.projections == "official" else 0.02
+            torch.nn.init.normal_(lin.weight, std=std)
+            if lin.bias is not None:
+                torch.nn.init.zeros_(lin.bias)
         torch.nn.init.normal_(self.lin_gates.weight, std=0.02)
         bias = self.lin_gates.bias.data.view(len(CORNERS), self.heads, GATES[self.mode])
         bias.zero_()  # transitions and the P-mode fraction
@@ -189,7 +206,8 @@ class PLSTM2DConv(torch.nn.Module):
         return self.lin_out(h.reshape(num_nodes, -1))
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.channels}, heads={self.heads}, mode={self.mode!r})"
+        return (f"{self.__class__.__name__}({self.channels}, heads={self.heads}, mode={self.mode!r}, "
+                f"projections={self.projections!r})")
 
 
 class PLSTM2DBlock(ResidualBlock):
@@ -202,8 +220,9 @@ class PLSTM2DBlock(ResidualBlock):
     """
 
     def __init__(self, channels: int, heads: int = 4, mode: str = "P", mlp_ratio: int = 4,
-                 backend: str = "auto"):
-        super().__init__(PLSTM2DConv(channels, heads, mode, backend), channels, mlp_ratio)
+                 backend: str = "auto", projections: str = "default"):
+        super().__init__(PLSTM2DConv(channels, heads, mode, backend, projections), channels,
+                         mlp_ratio)
 
     @property
     def conv(self) -> PLSTM2DConv:
@@ -214,16 +233,27 @@ class PLSTM2DBlock(ResidualBlock):
 class PLSTM2D(ImageModelSpec):
     """The paper's 2D vision pLSTM: P- and D-mode 2D layers alternating (a pLSTM block is one
     of each, official ``plstm_vis_t``), learned position embedding interpolated to larger
-    grids, corner pooling."""
+    grids, corner pooling.
+
+    Args (``model_options``, besides :class:`~plstm_graph.nn.vision.ImageModelSpec`'s):
+        projections: initialisation of the layers' q / k / v / output projections
+            (:class:`PLSTM2DConv`).
+    """
 
     name = "plstm-2d"
     description = "2D pLSTM on patch grids (images): P / D layers over the four corner sweeps"
+
+    def __init__(self, grid: int = 8, position_embedding: str = "learned-sincos",
+                 projections: str = "default"):
+        super().__init__(grid, position_embedding)
+        check_one_of(projections, "projections", INITS)
+        self.projections = projections
 
     def layer_plan(self, num_layers: int) -> list:
         return ["P" if i % 2 == 0 else "D" for i in range(num_layers)]
 
     def init_block(self, hidden, heads, layer, edge_dim):
-        return PLSTM2DBlock(hidden, heads, mode=layer)
+        return PLSTM2DBlock(hidden, heads, mode=layer, projections=self.projections)
 
     def call_block(self, block, x, inputs: BlockInputs):
         return block(x, inputs.data.pos, inputs.num_graphs)

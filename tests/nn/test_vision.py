@@ -156,10 +156,32 @@ def test_models_are_comparable_in_size():
     assert max(counts.values()) < 1.2 * min(counts.values()), counts
 
 
+@pytest.mark.parametrize("mode", ["P", "D"])
+def test_official_projections_make_the_layer_heard_at_initialisation(mode):
+    """The official small init (biases, N(0, 2 / (5 fan_in))) on q / k / v / out: the layer's
+    output on unit-scale features starts at a tenth of their size. With std 0.02 it starts about
+    1000 times smaller, below the per-head norm's epsilon: the layer is silent."""
+    torch.manual_seed(0)
+    x, pos = torch.randn(4 * 64, 32), grid_pos(8, 8, 4)
+    official = PLSTM2DConv(32, 4, mode, projections="official")
+    for lin in (official.lin_query, official.lin_key, official.lin_value, official.lin_out):
+        assert lin.bias is not None and not bool(lin.bias.any())
+        assert abs(float(lin.weight.std()) - math.sqrt(2 / (5 * 32))) < 0.01
+    rms = {name: float(conv(x, pos, 4).pow(2).mean().sqrt())
+           for name, conv in (("official", official), ("default", PLSTM2DConv(32, 4, mode)))}
+    assert rms["official"] > 0.05 and rms["default"] < 1e-3, rms
+
+
 def test_layer_arguments_are_checked():
-    assert repr(PLSTM2DConv(8, 2, "D")) == "PLSTM2DConv(8, heads=2, mode='D')"
+    assert repr(PLSTM2DConv(8, 2, "D")) == \
+        "PLSTM2DConv(8, heads=2, mode='D', projections='default')"
     with pytest.raises(ValueError, match="mode"):
         PLSTM2DConv(8, 2, "Q")
+    with pytest.raises(ValueError, match="projections must be one of default, official"):
+        PLSTM2DConv(8, 2, projections="small")
+    with pytest.raises(ValueError, match="projections"):
+        GraphModel("plstm-2d", 2, node_channels=4, hidden=8, layers=1, heads=2,
+                   model_options={"projections": "small"})
     with pytest.raises(ValueError, match="divisible"):
         PLSTM2DConv(9, 2)
 
