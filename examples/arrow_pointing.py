@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.loader import DataLoader
 
+from plstm_graph.cli.train import model_options
 from plstm_graph.data.ape import APEConfig, generate, load_ape
 from plstm_graph.nn import plstm_2d, vit  # noqa: F401  (registers plstm-2d, plstm-2d-d, vit)
 from plstm_graph.nn.models import GraphModel, count_parameters
@@ -49,7 +50,9 @@ def optimizer_for(model, lr: float, weight_decay: float) -> torch.optim.Optimize
 
 #: Arguments a checkpoint must agree with to be resumed (the others only change reporting).
 RESUME_KEYS = ("model", "size", "downsample", "patch", "seed", "num_train", "steps", "warmup",
-               "batch_size", "lr", "hidden", "layers", "heads", "position_embedding", "projections")
+               "batch_size", "lr", "hidden", "layers", "heads", "position_embedding", "model_option")
+#: What checkpoints written before an argument existed imply for it.
+IMPLIED = {"model_option": []}
 
 
 def batches_from(train, step: int, batch_size: int, seed: int):
@@ -74,8 +77,9 @@ def resume(path, args, model, optimizer, schedule) -> dict:
         state = load_checkpoint(path)
     except FileNotFoundError:
         return new_progress()
-    changed = {key: (state["args"].get(key), getattr(args, key)) for key in RESUME_KEYS
-               if state["args"].get(key) != getattr(args, key)}
+    saved = {**IMPLIED, **state["args"]}
+    changed = {key: (saved[key], getattr(args, key)) for key in RESUME_KEYS
+               if saved[key] != getattr(args, key)}
     if changed:
         raise SystemExit(f"--checkpoint {path} was written with other settings "
                          f"({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in changed.items())}); "
@@ -223,9 +227,9 @@ def main(argv=None):
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--position-embedding", default="learned-sincos",
                         help="learned-sincos (default), learned, sincos or none")
-    parser.add_argument("--projections", default=None, choices=("default", "official"),
-                        help="pLSTM models: initialisation of the q / k / v / output projections "
-                        "(default: the model's)")
+    parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of the model, as in `plstm-graph train` (repeatable), "
+                        "e.g. projections=official or corner_pooling=false for the pLSTMs")
     parser.add_argument("--out", default=None, help="also write the JSON result here")
     parser.add_argument("--checkpoint", default=None, help="save the run's state here at every "
                         "validation point and at the end; resume from it when it exists")
@@ -250,9 +254,8 @@ def main(argv=None):
     train, valid = bench.dataset[split["train"]], bench.dataset[split["valid"]]
     valid_2x = bench.extrapolation(split="valid", num_samples=args.num_valid)
 
-    options = {"grid": bench.config.grid, "position_embedding": args.position_embedding}
-    if args.projections:
-        options["projections"] = args.projections
+    options = {"grid": bench.config.grid, "position_embedding": args.position_embedding,
+               **model_options(args)}
     model = GraphModel(args.model, 2, features="onehot", node_channels=bench.num_node_features,
                        hidden=args.hidden, layers=args.layers, heads=args.heads, orientation="given",
                        model_options=options)
@@ -304,7 +307,7 @@ def main(argv=None):
         "patch": args.patch, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
         "images_seen": args.steps * args.batch_size, "hidden": args.hidden, "layers": args.layers,
         "heads": args.heads, "position_embedding": args.position_embedding,
-        "projections": args.projections, "parameters": count_parameters(model),
+        "model_options": model_options(args), "parameters": count_parameters(model),
         "train_seconds": round(train_seconds, 1), "train_cpu_seconds": round(train_cpu, 1),
         "final_train_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
         "valid_acc": accuracy(model, valid, 64), "valid_acc_2x": accuracy(model, valid_2x, 64),

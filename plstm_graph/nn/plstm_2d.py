@@ -238,16 +238,19 @@ class PLSTM2D(ImageModelSpec):
     Args (``model_options``, besides :class:`~plstm_graph.nn.vision.ImageModelSpec`'s):
         projections: initialisation of the layers' q / k / v / output projections
             (:class:`PLSTM2DConv`).
+        corner_pooling: pool the four corner patches (the official model); ``False``: the
+            run's pooling over all patches (``pooling``, mean by default), as the ViT.
     """
 
     name = "plstm-2d"
     description = "2D pLSTM on patch grids (images): P / D layers over the four corner sweeps"
 
     def __init__(self, grid: int = 8, position_embedding: str = "learned-sincos",
-                 projections: str = "default"):
+                 projections: str = "default", corner_pooling: bool = True):
         super().__init__(grid, position_embedding)
         check_one_of(projections, "projections", INITS)
-        self.projections = projections
+        check_one_of(corner_pooling, "corner_pooling", (True, False))
+        self.projections, self.corner_pooling = projections, corner_pooling
 
     def layer_plan(self, num_layers: int) -> list:
         return ["P" if i % 2 == 0 else "D" for i in range(num_layers)]
@@ -258,8 +261,8 @@ class PLSTM2D(ImageModelSpec):
     def call_block(self, block, x, inputs: BlockInputs):
         return block(x, inputs.data.pos, inputs.num_graphs)
 
-    def pool(self, x: Tensor, inputs: BlockInputs) -> Tensor:
-        return corner_pool(x, inputs.data.pos, inputs.num_graphs)
+    def pool(self, x: Tensor, inputs: BlockInputs) -> Tensor | None:
+        return corner_pool(x, inputs.data.pos, inputs.num_graphs) if self.corner_pooling else None
 
 
 @register_model

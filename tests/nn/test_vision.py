@@ -182,6 +182,29 @@ def test_layer_arguments_are_checked():
     with pytest.raises(ValueError, match="projections"):
         GraphModel("plstm-2d", 2, node_channels=4, hidden=8, layers=1, heads=2,
                    model_options={"projections": "small"})
+    with pytest.raises(ValueError, match="corner_pooling"):
+        GraphModel("plstm-2d", 2, node_channels=4, hidden=8, layers=1, heads=2,
+                   model_options={"corner_pooling": "no"})
+
+
+@pytest.mark.parametrize("corner_pooling", [True, False])
+def test_plstm_pools_the_corners_or_every_patch(ape, corner_pooling):
+    bench, _ = ape
+    torch.manual_seed(0)
+    model = GraphModel("plstm-2d-d", 2, features="onehot", node_channels=bench.num_node_features,
+                       hidden=8, layers=1, heads=2, orientation="given",
+                       model_options={"grid": 4, "corner_pooling": corner_pooling})
+    batch = next(iter(DataLoader(bench.dataset[bench.split()["train"]], batch_size=6)))
+    pooled = []
+    model.head.register_forward_hook(lambda module, inputs, output: pooled.append(inputs[0]))
+    model(batch)
+    nodes = []
+    model.norm.register_forward_hook(lambda module, inputs, output: nodes.append(output))
+    model(batch)
+    grids = nodes[0].view(6, 4, 4, -1)
+    expected = grids[:, [0, 0, -1, -1], [0, -1, 0, -1]].mean(1) if corner_pooling else \
+        grids.flatten(1, 2).mean(1)
+    torch.testing.assert_close(pooled[0], expected)
     with pytest.raises(ValueError, match="divisible"):
         PLSTM2DConv(9, 2)
 
