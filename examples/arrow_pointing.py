@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch_geometric.loader import DataLoader
 
 from plstm_graph.cli.train import model_options
-from plstm_graph.data.ape import APEConfig, generate, load_ape
+from plstm_graph.data.ape import SCENE_LABELS, APEConfig, generate, load_ape, relabel
 from plstm_graph.nn import plstm_2d, vit  # noqa: F401  (registers plstm-2d, plstm-2d-d, vit)
 from plstm_graph.nn.models import GraphModel, count_parameters
 from plstm_graph.train.checkpoint import load_checkpoint, save_checkpoint
@@ -49,10 +49,10 @@ def optimizer_for(model, lr: float, weight_decay: float) -> torch.optim.Optimize
 
 
 #: Arguments a checkpoint must agree with to be resumed (the others only change reporting).
-RESUME_KEYS = ("model", "size", "downsample", "patch", "seed", "num_train", "steps", "warmup",
+RESUME_KEYS = ("label", "model", "size", "downsample", "patch", "seed", "num_train", "steps", "warmup",
                "batch_size", "lr", "hidden", "layers", "heads", "position_embedding", "model_option")
 #: What checkpoints written before an argument existed imply for it.
-IMPLIED = {"model_option": []}
+IMPLIED = {"model_option": [], "label": "hit"}
 
 
 def batches_from(train, step: int, batch_size: int, seed: int):
@@ -205,6 +205,10 @@ def summarize(pattern: str, figure: str | None = None, curves: str | None = None
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="plstm-2d")
+    parser.add_argument("--label", default="hit", choices=tuple(SCENE_LABELS),
+                        help="what to predict: hit (the task) or a diagnostic part of it, "
+                        "circle-right (is the circle right of the arrow: positions only) or "
+                        "points-right (does the arrow point right: its drawing only)")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--downsample", type=int, default=3, help="scene drawn at size * "
                         "downsample px and box-filtered down (3: the paper's 192 px scene at 64 px)")
@@ -250,9 +254,10 @@ def main(argv=None):
     bench = load_ape(args.size, seed=42 + args.seed, num_train=args.num_train, num_valid=args.num_valid,
                      num_test=args.num_test, num_extrapolation=args.num_test,
                      downsample=args.downsample, patch=args.patch)
+    relabel(bench.dataset, args.label)
     split = bench.split()
     train, valid = bench.dataset[split["train"]], bench.dataset[split["valid"]]
-    valid_2x = bench.extrapolation(split="valid", num_samples=args.num_valid)
+    valid_2x = relabel(bench.extrapolation(split="valid", num_samples=args.num_valid), args.label)
 
     options = {"grid": bench.config.grid, "position_embedding": args.position_embedding,
                **model_options(args)}
@@ -303,7 +308,8 @@ def main(argv=None):
     train_seconds, train_cpu = time.perf_counter() - start, time.process_time() - cpu_start
 
     result = {
-        "model": args.model, "seed": args.seed, "size": args.size, "downsample": args.downsample,
+        "label": args.label, "model": args.model, "seed": args.seed, "size": args.size,
+        "downsample": args.downsample,
         "patch": args.patch, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
         "images_seen": args.steps * args.batch_size, "hidden": args.hidden, "layers": args.layers,
         "heads": args.heads, "position_embedding": args.position_embedding,
@@ -314,7 +320,7 @@ def main(argv=None):
         "curve": curve, "threads": torch.get_num_threads(),
     }
     if not args.valid_only:
-        test, extrapolation = bench.dataset[split["test"]], bench.extrapolation()
+        test, extrapolation = bench.dataset[split["test"]], relabel(bench.extrapolation(), args.label)
         result["test_acc"] = accuracy(model, test, 64)
         result[f"extrapolation_acc_{extrapolation.config.size}"] = accuracy(model, extrapolation, 64)
     line = json.dumps(result)

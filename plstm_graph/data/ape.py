@@ -46,7 +46,7 @@ from torch_geometric.data import Data, Dataset
 
 from plstm_graph.data.benchmark import BenchmarkDataset
 from plstm_graph.graph.grid import corner_coordinates, grid_edge_index
-from plstm_graph.graph.validation import check_positive_int
+from plstm_graph.graph.validation import check_one_of, check_positive_int
 
 #: The prefix of the dataset family: ``ape-64`` is 64 px images.
 APE_PREFIX = "ape-"
@@ -166,6 +166,25 @@ def ray_hits_circle(scene: Scene) -> bool:
     closest = dx * dx + dy * dy - along * along  # squared distance of the centre from the line
     inside = dx * dx + dy * dy <= scene.radius ** 2
     return inside or (along > 0 and closest <= scene.radius ** 2)
+
+
+#: Labels of a scene: the task's (``"hit"``) and two that isolate a part of it, to find which
+#: part a model that stays at chance fails to learn: where the circle lies relative to the arrow
+#: (positions only), and which way the arrow points (its drawing only).
+SCENE_LABELS = {
+    "hit": lambda scene: scene.hit,
+    "circle-right": lambda scene: scene.circle_x > scene.arrow_x,
+    "points-right": lambda scene: math.cos(scene.angle) > 0,
+}
+
+
+def relabel(dataset: "APEDataset", label: str) -> "APEDataset":
+    """``dataset`` with every sample's label replaced by ``SCENE_LABELS[label]`` of its scene
+    (in place; returns it)."""
+    check_one_of(label, "label", SCENE_LABELS)
+    dataset.labels = torch.tensor([SCENE_LABELS[label](scene) for scene in dataset.scenes],
+                                  dtype=torch.long)
+    return dataset
 
 
 def arrow_strokes(scene: Scene) -> list:

@@ -6,8 +6,8 @@ import torch
 
 from plstm_graph.data import get_dataset
 from plstm_graph.data.ape import (APEConfig, Scene, arrow_strokes, generate, load_ape,
-                                  parse_ape_spec, patchify, ray_hits_circle, render_scene,
-                                  sample_scene, scene_seed)
+                                  parse_ape_spec, patchify, ray_hits_circle, relabel,
+                                  render_scene, sample_scene, scene_seed)
 
 CONFIG = APEConfig()  # ape-64: the paper's 192 px scenes drawn at a third of the size
 
@@ -166,3 +166,18 @@ def test_names_with_patch_and_downsample():
     bench = load_ape(**parse_ape_spec("ape-96-p16-d2"), num_train=2, num_valid=2, num_test=2,
                      num_extrapolation=2)
     assert bench.config.grid == 6 and bench.dataset[0].x.shape == (36, 256)
+
+
+def test_diagnostic_labels_follow_each_scene():
+    bench = load_ape(64, num_train=40, num_valid=4, num_test=4, num_extrapolation=6)
+    hits = bench.dataset.labels.clone()
+    relabel(bench.dataset, "circle-right")
+    scenes = bench.dataset.scenes
+    assert [int(bench.dataset[i].y) for i in range(len(scenes))] == \
+        [int(scene.circle_x > scene.arrow_x) for scene in scenes]
+    larger = relabel(bench.extrapolation(), "points-right")
+    assert larger.labels.tolist() == [int(math.cos(s.angle) > 0) for s in larger.scenes]
+    assert 0 < int(larger.labels.sum()) < len(larger)
+    torch.testing.assert_close(relabel(bench.dataset, "hit").labels, hits)
+    with pytest.raises(ValueError, match="label must be one of hit, circle-right, points-right"):
+        relabel(bench.dataset, "angle")
