@@ -104,21 +104,21 @@ class PLSTM2DConv(torch.nn.Module):
     * gate biases (Source / Mark -4, Direct -6, saturated transitions): SPEC section 8;
     * per-head RMSNorm after the mean and an output projection (the official ``mhnorm`` is
       applied per orientation before the mean);
-    * ``projections="official"``: q / k / v and the output projection with biases (0) and
-      weights :math:`\mathcal N(0, 2 / (5\, \text{fan\_in}))` (``QueryLayer`` /
+    * ``projections="official"`` (the default): q / k / v and the output projection with
+      biases (0) and weights :math:`\mathcal N(0, 2 / (5\, \text{fan\_in}))` (``QueryLayer`` /
       ``KeyLayer`` / ``ValueLayer`` / ``outprojection``: ``SmallInitConfig``), :math:`q`
       scaled by :math:`1/\sqrt{K}` in the kernel (``pLSTM2D_fwbw``'s ``QK_scale``). With
-      ``"default"`` (std 0.02, no biases) the layer's pre-norm output at initialisation is
-      about 1000 times smaller (5e-6 RMS on APE images, below the norm's
-      :math:`\sqrt{\epsilon}`), so the layer starts out silent.
+      ``"default"`` (the graph layers' default: std 0.02, no biases) the layer's pre-norm
+      output at initialisation is about 1000 times smaller (5e-6 RMS on APE images, below the
+      norm's :math:`\sqrt{\epsilon}`), so the layer starts out silent.
 
     Args:
         channels: feature size (in and out).
         heads: heads :math:`H` (``channels`` divisible by it).
         mode: ``"P"`` or ``"D"``.
         backend: pLSTM kernel backend (see :func:`~plstm_graph.plstm`).
-        projections: ``"default"`` (q / k / v / out weights normal with std 0.02, no biases)
-            or ``"official"`` (the official code's small init with biases, above).
+        projections: ``"official"`` (the official code's small init with biases, above) or
+            ``"default"`` (the graph layers' default: weights normal with std 0.02, no biases).
 
     Shapes:
         - **input:** node features :math:`(N, F)`, positions ``pos`` :math:`(N, 2)` of
@@ -127,7 +127,7 @@ class PLSTM2DConv(torch.nn.Module):
     """
 
     def __init__(self, channels: int, heads: int = 4, mode: str = "P", backend: str = "auto",
-                 projections: str = "default"):
+                 projections: str = "official"):
         super().__init__()
         check_positive_int(channels, "channels")
         check_positive_int(heads, "heads")
@@ -220,7 +220,7 @@ class PLSTM2DBlock(ResidualBlock):
     """
 
     def __init__(self, channels: int, heads: int = 4, mode: str = "P", mlp_ratio: int = 4,
-                 backend: str = "auto", projections: str = "default"):
+                 backend: str = "auto", projections: str = "official"):
         super().__init__(PLSTM2DConv(channels, heads, mode, backend, projections), channels,
                          mlp_ratio)
 
@@ -246,7 +246,7 @@ class PLSTM2D(ImageModelSpec):
     description = "2D pLSTM on patch grids (images): P / D layers over the four corner sweeps"
 
     def __init__(self, grid: int = 8, position_embedding: str = "learned-sincos",
-                 projections: str = "default", corner_pooling: bool = True):
+                 projections: str = "official", corner_pooling: bool = True):
         super().__init__(grid, position_embedding)
         check_one_of(projections, "projections", INITS)
         check_one_of(corner_pooling, "corner_pooling", (True, False))

@@ -163,18 +163,18 @@ def test_official_projections_make_the_layer_heard_at_initialisation(mode):
     1000 times smaller, below the per-head norm's epsilon: the layer is silent."""
     torch.manual_seed(0)
     x, pos = torch.randn(4 * 64, 32), grid_pos(8, 8, 4)
-    official = PLSTM2DConv(32, 4, mode, projections="official")
+    official = PLSTM2DConv(32, 4, mode)  # the default
     for lin in (official.lin_query, official.lin_key, official.lin_value, official.lin_out):
         assert lin.bias is not None and not bool(lin.bias.any())
         assert abs(float(lin.weight.std()) - math.sqrt(2 / (5 * 32))) < 0.01
     rms = {name: float(conv(x, pos, 4).pow(2).mean().sqrt())
-           for name, conv in (("official", official), ("default", PLSTM2DConv(32, 4, mode)))}
+           for name, conv in (("official", official), ("default", PLSTM2DConv(32, 4, mode, projections="default")))}
     assert rms["official"] > 0.05 and rms["default"] < 1e-3, rms
 
 
 def test_layer_arguments_are_checked():
     assert repr(PLSTM2DConv(8, 2, "D")) == \
-        "PLSTM2DConv(8, heads=2, mode='D', projections='default')"
+        "PLSTM2DConv(8, heads=2, mode='D', projections='official')"
     with pytest.raises(ValueError, match="mode"):
         PLSTM2DConv(8, 2, "Q")
     with pytest.raises(ValueError, match="projections must be one of default, official"):
