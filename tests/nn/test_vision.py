@@ -187,13 +187,15 @@ def test_layer_arguments_are_checked():
                    model_options={"corner_pooling": "no"})
 
 
-@pytest.mark.parametrize("corner_pooling", [True, False])
+@pytest.mark.parametrize("corner_pooling", [True, False, None])
 def test_plstm_pools_the_corners_or_every_patch(ape, corner_pooling):
+    """Corner pooling (the official model's) on request; by default the mean of every patch."""
     bench, _ = ape
     torch.manual_seed(0)
+    options = {"grid": 4} if corner_pooling is None else \
+        {"grid": 4, "corner_pooling": corner_pooling}
     model = GraphModel("plstm-2d-d", 2, features="onehot", node_channels=bench.num_node_features,
-                       hidden=8, layers=1, heads=2, orientation="given",
-                       model_options={"grid": 4, "corner_pooling": corner_pooling})
+                       hidden=8, layers=1, heads=2, orientation="given", model_options=options)
     batch = next(iter(DataLoader(bench.dataset[bench.split()["train"]], batch_size=6)))
     pooled = []
     model.head.register_forward_hook(lambda module, inputs, output: pooled.append(inputs[0]))
