@@ -153,11 +153,13 @@ def plot_curves(runs: list, path: str):
     fig.savefig(path, dpi=110)
 
 
-def summarize(pattern: str, figure: str | None = None, curves: str | None = None) -> str:
-    """A markdown table (mean +- std over seeds) of the JSON results matching ``pattern``."""
-    runs = [json.loads(open(path).read()) for path in sorted(glob.glob(pattern))]
-    if not runs:
-        raise SystemExit(f"--summarize {pattern!r} matches no file")
+def summarize(patterns: list, figure: str | None = None, curves: str | None = None) -> str:
+    """A markdown table (mean +- std over seeds) of the JSON results matching any of
+    ``patterns`` (globs)."""
+    paths = sorted({path for pattern in patterns for path in glob.glob(pattern)})
+    if not paths:
+        raise SystemExit(f"--summarize {' '.join(patterns)!r} matches no file")
+    runs = [json.loads(open(path).read()) for path in paths]
     if curves:
         plot_curves(runs, curves)
     runs = [run for run in runs if "test_acc" in run]  # --valid-only runs have curves only
@@ -238,7 +240,8 @@ def main(argv=None):
     parser.add_argument("--checkpoint", default=None, help="save the run's state here at every "
                         "validation point and at the end; resume from it when it exists")
     parser.add_argument("--samples", default=None, help="only draw sample images to this file")
-    parser.add_argument("--summarize", default=None, help="only tabulate JSON results (a glob)")
+    parser.add_argument("--summarize", nargs="+", metavar="GLOB",
+                        help="only tabulate the JSON results these globs match")
     parser.add_argument("--figure", default=None, help="with --summarize: plot them to this file")
     parser.add_argument("--curves", default=None, help="with --summarize: plot their validation "
                         "curves (--eval-every) to this file")
