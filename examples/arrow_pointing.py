@@ -49,8 +49,9 @@ def optimizer_for(model, lr: float, weight_decay: float) -> torch.optim.Optimize
 
 
 #: Arguments a checkpoint must agree with to be resumed (the others only change reporting).
-RESUME_KEYS = ("label", "model", "size", "downsample", "patch", "seed", "num_train", "steps", "warmup",
-               "batch_size", "lr", "hidden", "layers", "heads", "position_embedding", "model_option")
+RESUME_KEYS = ("label", "model", "size", "downsample", "patch", "seed", "num_train", "steps",
+               "warmup", "batch_size", "lr", "hidden", "layers", "heads", "position_embedding",
+               "model_option")
 #: What checkpoints written before an argument existed imply for it.
 IMPLIED = {"model_option": [], "label": "hit"}
 
@@ -312,8 +313,8 @@ def main(argv=None):
 
     result = {
         "label": args.label, "model": args.model, "seed": args.seed, "size": args.size,
-        "downsample": args.downsample,
-        "patch": args.patch, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+        "downsample": args.downsample, "patch": args.patch, "steps": args.steps,
+        "batch_size": args.batch_size, "lr": args.lr,
         "images_seen": args.steps * args.batch_size, "hidden": args.hidden, "layers": args.layers,
         "heads": args.heads, "position_embedding": args.position_embedding,
         "model_options": model_options(args), "parameters": count_parameters(model),

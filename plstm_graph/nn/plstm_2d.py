@@ -206,8 +206,8 @@ class PLSTM2DConv(torch.nn.Module):
         return self.lin_out(h.reshape(num_nodes, -1))
 
     def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}({self.channels}, heads={self.heads}, mode={self.mode!r}, "
-                f"projections={self.projections!r})")
+        return (f"{self.__class__.__name__}({self.channels}, heads={self.heads}, "
+                f"mode={self.mode!r}, projections={self.projections!r})")
 
 
 class PLSTM2DBlock(ResidualBlock):
