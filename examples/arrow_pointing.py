@@ -51,9 +51,9 @@ def optimizer_for(model, lr: float, weight_decay: float) -> torch.optim.Optimize
 #: Arguments a checkpoint must agree with to be resumed (the others only change reporting).
 RESUME_KEYS = ("label", "model", "size", "downsample", "patch", "seed", "num_train", "steps",
                "warmup", "batch_size", "lr", "hidden", "layers", "heads", "position_embedding",
-               "model_option")
+               "model_option", "pooling")
 #: What checkpoints written before an argument existed imply for it.
-IMPLIED = {"model_option": [], "label": "hit"}
+IMPLIED = {"model_option": [], "label": "hit", "pooling": None}
 
 
 def batches_from(train, step: int, batch_size: int, seed: int):
@@ -232,6 +232,8 @@ def main(argv=None):
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--pooling", default=None, choices=("mean", "sum", "max"),
+                        help="pooling over the patches (default: the model's, mean)")
     parser.add_argument("--position-embedding", default="learned-sincos",
                         help="learned-sincos (default), learned, sincos or none")
     parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
@@ -267,7 +269,7 @@ def main(argv=None):
                **model_options(args)}
     model = GraphModel(args.model, 2, features="onehot", node_channels=bench.num_node_features,
                        hidden=args.hidden, layers=args.layers, heads=args.heads, orientation="given",
-                       model_options=options)
+                       pooling=args.pooling, model_options=options)
     optimizer = optimizer_for(model, args.lr, 0.05)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, args.warmup, args.steps))
@@ -317,7 +319,8 @@ def main(argv=None):
         "batch_size": args.batch_size, "lr": args.lr,
         "images_seen": args.steps * args.batch_size, "hidden": args.hidden, "layers": args.layers,
         "heads": args.heads, "position_embedding": args.position_embedding,
-        "model_options": model_options(args), "parameters": count_parameters(model),
+        "model_options": model_options(args), "pooling": model.pooling,
+        "parameters": count_parameters(model),
         "train_seconds": round(train_seconds, 1), "train_cpu_seconds": round(train_cpu, 1),
         "final_train_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
         "valid_acc": accuracy(model, valid, 64), "valid_acc_2x": accuracy(model, valid_2x, 64),

@@ -2,7 +2,7 @@
 import torch
 from torch import Tensor
 from torch.nn import Identity, Linear, ModuleList, ReLU, RMSNorm, Sequential
-from torch_geometric.nn import global_add_pool, global_mean_pool
+from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
 from ..graph.orientation import ORIENTATIONS
 from ..graph.validation import check_one_of, check_positive_int
@@ -11,7 +11,7 @@ from . import dag_lstm, plstm_2d, vit  # noqa: F401,I001  (register the other mo
 from .encoders import DegreeEncoding, FeatureEncoder
 from .registry import BlockInputs, get_model, model_names
 
-POOLINGS = {"mean": global_mean_pool, "sum": global_add_pool}
+POOLINGS = {"mean": global_mean_pool, "sum": global_add_pool, "max": global_max_pool}
 #: One output row per graph or per node (a dataset's ``task_level``).
 TASK_LEVELS = ("graph", "node")
 #: GraphModel's own options, which ``model_options`` may carry beside the mixer's.
@@ -59,7 +59,7 @@ class GraphModel(torch.nn.Module):
         hidden: feature size of every block.
         layers: number of blocks.
         heads: attention / pLSTM heads (``hidden`` must be divisible by it).
-        pooling: ``"mean"`` or ``"sum"`` (default: the model's own).
+        pooling: ``"mean"``, ``"sum"`` or ``"max"`` (default: the model's own).
         task_level: ``"graph"`` (one output row per graph) or ``"node"`` (one per node).
         orientation: ``"index"`` (undirected data oriented lower -> higher index) or ``"given"``.
         model_options: keyword options of the model's spec (e.g. ``{"arrangement": "paired"}``

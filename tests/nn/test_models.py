@@ -111,10 +111,11 @@ def test_plstm_model_uses_the_precomputed_line_graphs_like_fresh_ones():
     torch.testing.assert_close(model(prepared), model(fresh))
 
 
-def test_graphs_are_pooled_independently():
+@pytest.mark.parametrize("pooling", ["mean", "sum", "max"])
+def test_graphs_are_pooled_independently(pooling):
     torch.manual_seed(0)
     model = with_random_head(GraphModel("plstm", 1, node_channels=5, hidden=16, layers=2,
-                                        heads=2)).eval()
+                                        heads=2, pooling=pooling)).eval()
     batch = make_batch(prepare=True)
     alone = torch.cat([model(Batch.from_data_list([g])) for g in batch.to_data_list()])
     torch.testing.assert_close(model(batch), alone)
@@ -147,7 +148,7 @@ def test_parameter_counts_are_comparable_across_mixers():
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"model": "mlp"}, "model must be one of plstm, gin"),
-    ({"pooling": "max"}, "pooling must be one of"),
+    ({"pooling": "min"}, "pooling must be one of mean, sum, max"),
     ({"hidden": 18, "heads": 4}, "divisible by heads"),
     ({"layers": 0}, "layers must be a positive int"),
     ({"task_level": "edge"}, "task_level must be one of graph, node"),
