@@ -187,15 +187,19 @@ def test_layer_arguments_are_checked():
                    model_options={"corner_pooling": "no"})
 
 
-@pytest.mark.parametrize("corner_pooling", [True, False, None])
-def test_plstm_pools_the_corners_or_every_patch(ape, corner_pooling):
-    """Corner pooling (the official model's) on request; by default the mean of every patch."""
+@pytest.mark.parametrize("options,pooling,expected", [
+    ({"corner_pooling": True}, None, "corners"),
+    ({"corner_pooling": False}, "mean", "mean"),
+    ({}, None, "max"),
+])
+def test_plstm_pools_the_corners_or_every_patch(ape, options, pooling, expected):
+    """Corner pooling (the official model's) on request, else the run's pooling over every
+    patch: max by default."""
     bench, _ = ape
     torch.manual_seed(0)
-    options = {"grid": 4} if corner_pooling is None else \
-        {"grid": 4, "corner_pooling": corner_pooling}
     model = GraphModel("plstm-2d-d", 2, features="onehot", node_channels=bench.num_node_features,
-                       hidden=8, layers=1, heads=2, orientation="given", model_options=options)
+                       hidden=8, layers=1, heads=2, orientation="given", pooling=pooling,
+                       model_options={"grid": 4, **options})
     batch = next(iter(DataLoader(bench.dataset[bench.split()["train"]], batch_size=6)))
     pooled = []
     model.head.register_forward_hook(lambda module, inputs, output: pooled.append(inputs[0]))
@@ -204,9 +208,9 @@ def test_plstm_pools_the_corners_or_every_patch(ape, corner_pooling):
     model.norm.register_forward_hook(lambda module, inputs, output: nodes.append(output))
     model(batch)
     grids = nodes[0].view(6, 4, 4, -1)
-    expected = grids[:, [0, 0, -1, -1], [0, -1, 0, -1]].mean(1) if corner_pooling else \
-        grids.flatten(1, 2).mean(1)
-    torch.testing.assert_close(pooled[0], expected)
+    by_kind = {"corners": grids[:, [0, 0, -1, -1], [0, -1, 0, -1]].mean(1),
+               "mean": grids.flatten(1, 2).mean(1), "max": grids.flatten(1, 2).amax(1)}
+    torch.testing.assert_close(pooled[0], by_kind[expected])
     with pytest.raises(ValueError, match="divisible"):
         PLSTM2DConv(9, 2)
 
