@@ -235,12 +235,12 @@ class PLSTM2D(ImageModelSpec):
     of each, official ``plstm_vis_t``), learned position embedding interpolated to larger
     grids, max pooling over the patches.
 
-    Max pooling (the default ``pooling``) was chosen on APE's validation images (README, APE
-    round 11): with the official corner pooling ``plstm-2d`` stayed at chance for 8,000 steps
-    of 128 images, with mean pooling it left chance at step 5,500 and predicted one class on
-    twice larger images; with max pooling it was at 0.83 at 64 px and 0.78 at 128 px by step
-    3,000. A maximum over patches does not change when a larger image adds empty ones; a mean
-    is diluted by them.
+    Max pooling (the image models' default ``pooling``) was chosen on APE's validation images
+    (README, APE round 11): with the official corner pooling ``plstm-2d`` stayed at chance for
+    8,000 steps of 128 images, with mean pooling it left chance at step 5,500 and predicted one
+    class on twice larger images; with max pooling it was at 0.83 at 64 px and 0.78 at 128 px
+    by step 3,000. A maximum over patches does not change when a larger image adds empty ones;
+    a mean is diluted by them.
 
     Args (``model_options``, besides :class:`~plstm_graph.nn.vision.ImageModelSpec`'s):
         projections: initialisation of the layers' q / k / v / output projections
@@ -251,7 +251,6 @@ class PLSTM2D(ImageModelSpec):
 
     name = "plstm-2d"
     description = "2D pLSTM on patch grids (images): P / D layers over the four corner sweeps"
-    default_pooling = "max"
 
     def __init__(self, grid: int = 8, position_embedding: str = "learned-sincos",
                  projections: str = "official", corner_pooling: bool = False):

@@ -149,6 +149,11 @@ def test_models_run_at_the_training_size_and_extrapolate(name, ape, one_thread):
                                    atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("name", IMAGE_MODELS)
+def test_image_models_pool_by_max(name):
+    assert GraphModel(name, 2, node_channels=4, hidden=8, layers=1, heads=2).pooling == "max"
+
+
 def test_models_are_comparable_in_size():
     counts = {name: count_parameters(GraphModel(name, 2, features="onehot", node_channels=64,
                                                 hidden=64, layers=2, heads=4, orientation="given"))
