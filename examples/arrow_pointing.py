@@ -27,7 +27,7 @@ from torch_geometric.loader import DataLoader
 from plstm_graph.cli.train import model_options
 from plstm_graph.data.ape import SCENE_LABELS, APEConfig, generate, load_ape, relabel
 from plstm_graph.nn import plstm_2d, vit  # noqa: F401  (registers plstm-2d, plstm-2d-d, vit)
-from plstm_graph.nn.models import GraphModel, count_parameters
+from plstm_graph.nn.models import POOLINGS, GraphModel, count_parameters
 from plstm_graph.train.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -232,8 +232,8 @@ def main(argv=None):
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--pooling", default=None, choices=("mean", "sum", "max"),
-                        help="pooling over the patches (default: the model's, mean)")
+    parser.add_argument("--pooling", default=None, choices=tuple(POOLINGS),
+                        help="pooling over the patches (default: the model's, max)")
     parser.add_argument("--position-embedding", default="learned-sincos",
                         help="learned-sincos (default), learned, sincos or none")
     parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
@@ -265,8 +265,9 @@ def main(argv=None):
     train, valid = bench.dataset[split["train"]], bench.dataset[split["valid"]]
     valid_2x = relabel(bench.extrapolation(split="valid", num_samples=args.num_valid), args.label)
 
+    given_options = model_options(args)
     options = {"grid": bench.config.grid, "position_embedding": args.position_embedding,
-               **model_options(args)}
+               **given_options}
     model = GraphModel(args.model, 2, features="onehot", node_channels=bench.num_node_features,
                        hidden=args.hidden, layers=args.layers, heads=args.heads, orientation="given",
                        pooling=args.pooling, model_options=options)
@@ -319,7 +320,7 @@ def main(argv=None):
         "batch_size": args.batch_size, "lr": args.lr,
         "images_seen": args.steps * args.batch_size, "hidden": args.hidden, "layers": args.layers,
         "heads": args.heads, "position_embedding": args.position_embedding,
-        "model_options": model_options(args), "pooling": model.pooling,
+        "model_options": given_options, "pooling": model.pooling,
         "parameters": count_parameters(model),
         "train_seconds": round(train_seconds, 1), "train_cpu_seconds": round(train_cpu, 1),
         "final_train_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),

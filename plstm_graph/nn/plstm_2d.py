@@ -11,7 +11,7 @@ from ..graph.line_graph import MODES
 from ..graph.grid import CORNERS, GridLineGraph, grid_line_graph
 from ..graph.validation import check_one_of, check_positive_int
 from ..ops.plstm import plstm
-from .plstm_conv import INITS
+from .plstm_conv import INITS, reset_projections
 from .registry import BlockInputs, register_model
 from .residual_block import ResidualBlock
 from .vision import ImageModelSpec, corner_pool, grid_shape
@@ -149,11 +149,8 @@ class PLSTM2DConv(torch.nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        for lin in (self.lin_query, self.lin_key, self.lin_value, self.lin_out):
-            std = math.sqrt(2 / (5 * lin.in_features)) if self.projections == "official" else 0.02
-            torch.nn.init.normal_(lin.weight, std=std)
-            if lin.bias is not None:
-                torch.nn.init.zeros_(lin.bias)
+        reset_projections((self.lin_query, self.lin_key, self.lin_value, self.lin_out),
+                          self.projections)
         torch.nn.init.normal_(self.lin_gates.weight, std=0.02)
         bias = self.lin_gates.bias.data.view(len(CORNERS), self.heads, GATES[self.mode])
         bias.zero_()  # transitions and the P-mode fraction

@@ -29,6 +29,17 @@ GATE_TERMS = ("source", "mark", "direct", "transition", "transition_in", "transi
 INITS = ("default", "official")
 
 
+def reset_projections(linears, init: str) -> None:
+    r"""q / k / v / output projections initialised as ``init`` says: ``"official"`` the
+    official code's small init :math:`\mathcal N(0, 2 / (5\, \text{fan\_in}))`, else normal
+    with std 0.02; biases (where there are) 0."""
+    for lin in linears:
+        std = math.sqrt(2 / (5 * lin.in_features)) if init == "official" else 0.02
+        torch.nn.init.normal_(lin.weight, std=std)
+        if lin.bias is not None:
+            torch.nn.init.zeros_(lin.bias)
+
+
 class PLSTMConv(torch.nn.Module):
     r"""The pLSTM layer of Pöppel et al. (arXiv 2506.11997) on the line graph of a DAG.
 
@@ -138,11 +149,8 @@ class PLSTMConv(torch.nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        for lin in (self.lin_query, self.lin_key, self.lin_value, self.lin_out):
-            std = math.sqrt(2 / (5 * lin.in_features)) if self.projection_init == "official" else 0.02
-            torch.nn.init.normal_(lin.weight, std=std)
-            if lin.bias is not None:
-                torch.nn.init.zeros_(lin.bias)
+        reset_projections((self.lin_query, self.lin_key, self.lin_value, self.lin_out),
+                          self.projection_init)
         # Gates start input-independent (weights 0, as in the official code), Transitions at 1
         # before the scale, i.e. near their bound.
         torch.nn.init.zeros_(self.lin_gate.weight)
