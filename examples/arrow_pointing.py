@@ -129,6 +129,12 @@ def plot_samples(path: str, per_class: int = 2):
     fig.savefig(path, dpi=110)
 
 
+def variant(run: dict) -> tuple:
+    """What tells runs of one model apart in the tables and figures: the position embedding
+    (results written before it was recorded say "?")."""
+    return run["model"], run.get("position_embedding", "?")
+
+
 def plot_curves(runs: list, path: str):
     """Validation accuracy at the training size and at 2x against the step, one line per run
     (the runs' ``curve``, written with ``--eval-every``)."""
@@ -139,11 +145,11 @@ def plot_curves(runs: list, path: str):
     for run in runs:
         if not run["curve"]:
             continue
-        colour = colours.setdefault(run["model"], f"C{len(colours)}")
+        colour = colours.setdefault(variant(run), f"C{len(colours)}")
         steps = [point["step"] for point in run["curve"]]
         for ax, key in zip(axes, ("valid_acc", "valid_acc_2x")):
             ax.plot(steps, [point[key] for point in run["curve"]], color=colour, lw=1.2,
-                    label=f"{run['model']} (seed {run['seed']})")
+                    label=f"{', '.join(variant(run))} (seed {run['seed']})")
     for ax, title in zip(axes, (f"validation, {runs[0]['size']} px", f"validation, {2 * runs[0]['size']} px")):
         ax.axhline(0.5, color="0.5", lw=0.8, ls="--")
         ax.set_title(title, fontsize=10)
@@ -166,21 +172,21 @@ def summarize(patterns: list, figure: str | None = None, curves: str | None = No
     runs = [run for run in runs if "test_acc" in run]  # --valid-only runs have curves only
     if not runs:
         return "(no run with test scores: they were all --valid-only)"
-    by_model = {}
+    by_variant = {}
     for run in runs:
-        by_model.setdefault(run["model"], []).append(run)
+        by_variant.setdefault(variant(run), []).append(run)
     ext_key = next(key for key in runs[0] if key.startswith("extrapolation_acc_"))
     size, ext_size = runs[0]["size"], ext_key.rsplit("_", 1)[1]
-    lines = [f"| model | parameters | seeds | steps x batch | test acc ({size} px) "
+    lines = [f"| model | position embedding | parameters | seeds | steps x batch | test acc ({size} px) "
              f"| extrapolation acc ({ext_size} px) | train CPU s / run |",
-             "|---|---|---|---|---|---|---|"]
-    for model, group in by_model.items():
+             "|---|---|---|---|---|---|---|---|"]
+    for (model, position), group in by_variant.items():
         def stat(key):
             values = [run[key] for run in group]
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             return f"{statistics.mean(values):.3f} ± {spread:.3f}"
         cpu = statistics.mean(run["train_cpu_seconds"] for run in group)
-        lines.append(f"| {model} | {group[0]['parameters']:,} | {len(group)} | "
+        lines.append(f"| {model} | {position} | {group[0]['parameters']:,} | {len(group)} | "
                      f"{group[0]['steps']} x {group[0]['batch_size']} | {stat('test_acc')} | "
                      f"{stat(ext_key)} | {cpu:.0f} |")
     if figure:
@@ -189,14 +195,14 @@ def summarize(patterns: list, figure: str | None = None, curves: str | None = No
         fig, ax = plt.subplots(figsize=(5, 3))
         panels = (("test_acc", f"test {size} px"), (ext_key, f"extrapolation {ext_size} px"))
         for offset, (key, label) in enumerate(panels):
-            for i, (model, group) in enumerate(by_model.items()):
+            for i, group in enumerate(by_variant.values()):
                 values = [run[key] for run in group]
                 x = i + 0.2 * (2 * offset - 1)
                 ax.bar(x, statistics.mean(values), width=0.38, color=f"C{offset}",
                        label=label if i == 0 else None, alpha=0.7)
                 ax.scatter([x] * len(values), values, color="k", s=8, zorder=3)
         ax.axhline(0.5, color="0.5", lw=0.8, ls="--")
-        ax.set_xticks(range(len(by_model)), list(by_model))
+        ax.set_xticks(range(len(by_variant)), ["\n".join(key) for key in by_variant], fontsize=8)
         ax.set_ylabel("accuracy")
         ax.set_ylim(0.4, 1.0)
         ax.legend(fontsize=8)
@@ -234,8 +240,8 @@ def main(argv=None):
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--pooling", default=None, choices=tuple(POOLINGS),
                         help="pooling over the patches (default: the model's, max)")
-    parser.add_argument("--position-embedding", default="learned-sincos",
-                        help="learned-sincos (default), learned, sincos or none")
+    parser.add_argument("--position-embedding", default=None,
+                        help="learned-sincos, learned, sincos or none (default: the model's)")
     parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                         help="an option of the model, as in `plstm-graph train` (repeatable), "
                         "e.g. projections=official or corner_pooling=false for the pLSTMs")
@@ -266,11 +272,13 @@ def main(argv=None):
     valid_2x = relabel(bench.extrapolation(split="valid", num_samples=args.num_valid), args.label)
 
     given_options = model_options(args)
-    options = {"grid": bench.config.grid, "position_embedding": args.position_embedding,
-               **given_options}
+    options = {"grid": bench.config.grid, **given_options}
+    if args.position_embedding is not None:
+        options["position_embedding"] = args.position_embedding
     model = GraphModel(args.model, 2, features="onehot", node_channels=bench.num_node_features,
                        hidden=args.hidden, layers=args.layers, heads=args.heads, orientation="given",
                        pooling=args.pooling, model_options=options)
+    args.position_embedding = model.spec.position_embedding  # what ran, for resuming and the JSON
     optimizer = optimizer_for(model, args.lr, 0.05)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, args.warmup, args.steps))

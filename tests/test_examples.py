@@ -129,13 +129,22 @@ def test_arrow_pointing_summarizes_runs_as_a_table_and_figures(tmp_path, monkeyp
            "curve": curve}
     for model, seed, test in (("vit", 0, 0.6), ("vit", 1, 0.7), ("plstm-2d-d", 0, 0.9)):
         (tmp_path / f"{model}-{seed}.json").write_text(json.dumps(
-            {**run, "model": model, "seed": seed, "test_acc": test, "extrapolation_acc_128": 0.5}))
+            {**run, "model": model, "seed": seed, "test_acc": test, "extrapolation_acc_128": 0.5,
+             "position_embedding": "learned-sincos"}))
+    # Another position embedding is another row; results from before it was recorded say "?".
+    (tmp_path / "plstm-2d-d-none-0.json").write_text(json.dumps(
+        {**run, "model": "plstm-2d-d", "seed": 0, "test_acc": 0.8, "extrapolation_acc_128": 0.7,
+         "position_embedding": "none"}))
+    (tmp_path / "vit-old-0.json").write_text(json.dumps(
+        {**run, "model": "vit", "seed": 0, "test_acc": 0.55, "extrapolation_acc_128": 0.5}))
     (tmp_path / "valid-only.json").write_text(json.dumps({**run, "model": "vit", "seed": 2}))
     # Several globs; a file two of them match counts once.
     out = run_example("arrow_pointing.py", "--summarize", *(str(tmp_path / glob) for glob in
                       ("vit-*.json", "*-0.json", "valid-*.json")), "--figure",
                       str(tmp_path / "bars.png"), "--curves", str(tmp_path / "curves.png"),
                       monkeypatch=monkeypatch, capsys=capsys)
-    assert "| vit | 1,234 | 2 | 4 x 8 | 0.650 ± 0.071 | 0.500 ± 0.000 | 2 |" in out
-    assert "| plstm-2d-d | 1,234 | 1 | 4 x 8 | 0.900 ± 0.000 |" in out
+    assert "| vit | learned-sincos | 1,234 | 2 | 4 x 8 | 0.650 ± 0.071 | 0.500 ± 0.000 | 2 |" in out
+    assert "| plstm-2d-d | learned-sincos | 1,234 | 1 | 4 x 8 | 0.900 ± 0.000 |" in out
+    assert "| plstm-2d-d | none | 1,234 | 1 | 4 x 8 | 0.800 ± 0.000 | 0.700 ± 0.000 |" in out
+    assert "| vit | ? | 1,234 | 1 | 4 x 8 | 0.550 ± 0.000 |" in out
     assert (tmp_path / "bars.png").stat().st_size > 0 and (tmp_path / "curves.png").stat().st_size > 0
