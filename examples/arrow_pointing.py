@@ -145,17 +145,18 @@ def plot_curves(runs: list, path: str):
     for run in runs:
         if not run["curve"]:
             continue
+        first = variant(run) not in colours  # one legend entry per variant, a line per seed
         colour = colours.setdefault(variant(run), f"C{len(colours)}")
         steps = [point["step"] for point in run["curve"]]
         for ax, key in zip(axes, ("valid_acc", "valid_acc_2x")):
             ax.plot(steps, [point[key] for point in run["curve"]], color=colour, lw=1.2,
-                    label=f"{', '.join(variant(run))} (seed {run['seed']})")
+                    label=", ".join(variant(run)) if first else None)
     for ax, title in zip(axes, (f"validation, {runs[0]['size']} px", f"validation, {2 * runs[0]['size']} px")):
         ax.axhline(0.5, color="0.5", lw=0.8, ls="--")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(f"step (batch {runs[0]['batch_size']})")
     axes[0].set_ylabel("accuracy")
-    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -192,7 +193,7 @@ def summarize(patterns: list, figure: str | None = None, curves: str | None = No
     if figure:
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(5, 3))
+        fig, ax = plt.subplots(figsize=(5, 3.3))
         panels = (("test_acc", f"test {size} px"), (ext_key, f"extrapolation {ext_size} px"))
         for offset, (key, label) in enumerate(panels):
             for i, group in enumerate(by_variant.values()):
@@ -205,7 +206,7 @@ def summarize(patterns: list, figure: str | None = None, curves: str | None = No
         ax.set_xticks(range(len(by_variant)), ["\n".join(key) for key in by_variant], fontsize=8)
         ax.set_ylabel("accuracy")
         ax.set_ylim(0.4, 1.0)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
         fig.tight_layout()
         fig.savefig(figure, dpi=110)
     return "\n".join(lines)

@@ -123,7 +123,9 @@ class ImageModelSpec(ModelSpec):
         grid: patches per side of the training grid (the learned position table's size;
             ``size / patch`` of the training images).
         position_embedding: ``"learned"``, ``"learned-sincos"``, ``"sincos"`` or ``"none"``
-            (:class:`GridPositionEmbedding`).
+            (:class:`GridPositionEmbedding`); ``"learned-sincos"`` for the ViT, which without
+            positions cannot tell one patch's place from another's, ``"none"`` for the
+            pLSTMs (see :class:`~plstm_graph.nn.plstm_2d.PLSTM2D`).
     """
 
     supports_edge_attr = False

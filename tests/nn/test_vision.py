@@ -154,6 +154,14 @@ def test_image_models_pool_by_max(name):
     assert GraphModel(name, 2, node_channels=4, hidden=8, layers=1, heads=2).pooling == "max"
 
 
+@pytest.mark.parametrize("name", IMAGE_MODELS)
+def test_only_the_vit_adds_a_position_table_by_default(name):
+    # Chosen on APE's validation images (README, APE round 12): the pLSTMs extrapolate
+    # better without one; the ViT cannot place a patch without one.
+    model = GraphModel(name, 2, node_channels=4, hidden=8, layers=1, heads=2)
+    assert model.extra.kind == ("learned-sincos" if name == "vit" else "none")
+
+
 def test_models_are_comparable_in_size():
     counts = {name: count_parameters(GraphModel(name, 2, features="onehot", node_channels=64,
                                                 hidden=64, layers=2, heads=4, orientation="given"))
