@@ -44,6 +44,8 @@ def add_training_options(parser) -> None:
     group.add_argument("--hidden", type=int, help=f"feature size of every block (base {BASE['hidden']})")
     group.add_argument("--layers", type=int, help=f"number of blocks (base {BASE['layers']})")
     group.add_argument("--heads", type=int, help=f"pLSTM / attention heads (base {BASE['heads']})")
+    # nn.models.POOLINGS spelled out: importing it would load torch_geometric for --help too
+    # (tests/cli/test_train_cli.py keeps the two equal).
     group.add_argument("--pooling", choices=("mean", "sum", "max"),
                        help="graph pooling (default: the dataset's, else the model's)")
     group.add_argument("--model-option", action="append", metavar="KEY=VALUE",

@@ -225,3 +225,15 @@ def test_a_model_option_keeps_the_presets_other_options():
                                     "projections": "official", "head": "mlp",
                                     "edge_features": "ends"}
     assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_pooling_choices_are_the_models_poolings():
+    import argparse
+
+    from plstm_graph.cli.train import add_training_options
+    from plstm_graph.nn.models import POOLINGS
+
+    parser = argparse.ArgumentParser()
+    add_training_options(parser)
+    pooling = next(action for action in parser._actions if action.dest == "pooling")
+    assert tuple(pooling.choices) == tuple(POOLINGS)
