@@ -7,7 +7,7 @@ from . import LazyHelpFormatter
 
 #: Options that map one-to-one onto TrainConfig fields (``None``: not given on the command line).
 TRAINING_OPTIONS = ("preset", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
-                    "hidden", "layers", "heads", "pooling", "folds", "limit", "data_root", "device")
+                    "hidden", "layers", "heads", "pooling", "dropout", "folds", "limit", "data_root", "device")
 RUN_OPTIONS = ("dataset", "model", "seed") + TRAINING_OPTIONS
 
 
@@ -48,6 +48,9 @@ def add_training_options(parser) -> None:
     # (tests/cli/test_train_cli.py keeps the two equal).
     group.add_argument("--pooling", choices=("mean", "sum", "max"),
                        help="graph pooling (default: the dataset's, else the model's)")
+    group.add_argument("--dropout", type=float,
+                       help="dropout on the encoded node features and the head's input while "
+                            f"training (base {BASE['dropout']:g})")
     group.add_argument("--model-option", action="append", metavar="KEY=VALUE",
                        help="an option of the model (repeatable; VALUE read as JSON when it "
                             "parses, else as text), e.g. --model-option arrangement=paired; "

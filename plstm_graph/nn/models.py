@@ -1,11 +1,12 @@
 """Graph- and node-level models: encoder, a stack of registered blocks, pooling and a head."""
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Identity, Linear, ModuleList, ReLU, RMSNorm, Sequential
 from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
 from ..graph.orientation import ORIENTATIONS
-from ..graph.validation import check_one_of, check_positive_int
+from ..graph.validation import check_one_of, check_positive_int, check_probability
 from . import mixers  # noqa: F401  (registers pLSTM and the baselines first, as listed)
 from . import dag_lstm, plstm_2d, vit  # noqa: F401,I001  (register the other models)
 from .encoders import DegreeEncoding, FeatureEncoder
@@ -44,6 +45,9 @@ class GraphModel(torch.nn.Module):
        official pLSTM graph code's head).
        Regression outputs are rescaled by ``target_std`` and shifted by ``target_mean`` (see
        :meth:`set_target_scale`), so predictions are in the units of the targets.
+    5. with ``dropout > 0``, dropout while training on the encoded node features (before the
+       first block) and on the head's input: the embedding and classifier dropout of Tai et
+       al.'s Tree-LSTM, which matter most where a model learns word embeddings from scratch.
 
     The line graphs a model reads are taken once per batch (precomputed when the data went
     through the :class:`~plstm_graph.PrepareDAG` of :meth:`transform`) and shared by its layers.
@@ -68,6 +72,8 @@ class GraphModel(torch.nn.Module):
         edge_features: ``"encoded"`` (the dataset's edge features, when it has any) or
             ``"ends"`` (:math:`(x_u + x_v) / 2` always: the official pLSTM graph code leaves bond
             labels unused).
+        dropout: probability of zeroing a feature of the encoded nodes and of the head's input
+            while training (see 5.; default 0).
 
     Shapes:
         - **input:** a PyG ``Batch`` (or ``Data``) with ``x``, ``edge_index``, optional
@@ -81,7 +87,7 @@ class GraphModel(torch.nn.Module):
                  layers: int = 4, heads: int = 4, pooling: str | None = None,
                  task_level: str = "graph", orientation: str = "index",
                  model_options: dict | None = None, head: str = "linear",
-                 edge_features: str = "encoded"):
+                 edge_features: str = "encoded", dropout: float = 0.0):
         super().__init__()
         own, spec_options = split_model_options(
             {"head": head, "edge_features": edge_features, **(model_options or {})})
@@ -97,6 +103,8 @@ class GraphModel(torch.nn.Module):
         if hidden % heads or (hidden // heads) % 2:
             raise ValueError(f"hidden ({hidden}) must be divisible by heads ({heads}) with an even "
                              f"size per head")
+        check_probability(dropout, "dropout")
+        self.dropout = dropout
         self.model, self.out_channels, self.features = model, out_channels, features
         self.hidden, self.num_layers, self.heads, self.pooling = hidden, layers, heads, pooling
         self.task_level, self.orientation = task_level, orientation
@@ -174,7 +182,7 @@ class GraphModel(torch.nn.Module):
         batch = data.batch if getattr(data, "batch", None) is not None else \
             x.new_zeros(x.size(0), dtype=torch.long)
         inputs = BlockInputs(data, edge_attr, batch, self.orientation)
-        x = self.spec.encode(self.extra, x, inputs)
+        x = self.spec.encode(self.extra, F.dropout(x, self.dropout, self.training), inputs)
         for block in self.blocks:
             x = self.spec.call_block(block, x, inputs)
         x = self.norm(x)
@@ -182,6 +190,7 @@ class GraphModel(torch.nn.Module):
             pooled = self.spec.pool(x, inputs)
             x = pooled if pooled is not None else \
                 POOLINGS[self.pooling](x, batch, size=inputs.num_graphs)
+        x = F.dropout(x, self.dropout, self.training)
         return self.head(x) * self.target_std + self.target_mean
 
     def __repr__(self) -> str:
@@ -189,7 +198,8 @@ class GraphModel(torch.nn.Module):
                 f"hidden={self.hidden}, layers={self.num_layers}, heads={self.heads}, "
                 f"pooling={self.pooling!r}"
                 f"{', task_level=' + repr(self.task_level) if self.task_level != 'graph' else ''}"
-                f"{', head=' + repr(self.head_kind) if self.head_kind != 'linear' else ''})")
+                f"{', head=' + repr(self.head_kind) if self.head_kind != 'linear' else ''}"
+                f"{', dropout=' + repr(self.dropout) if self.dropout else ''})")
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -2,7 +2,7 @@
 import dataclasses
 from dataclasses import dataclass
 
-from ..graph.validation import check_one_of, check_positive_int
+from ..graph.validation import check_one_of, check_positive_int, check_probability
 from ..nn.models import POOLINGS, split_model_options
 from ..nn.registry import get_model, model_names
 from .defaults import PRESETS, defaults_for
@@ -45,6 +45,7 @@ class TrainConfig:
     layers: int | None = None
     heads: int | None = None
     pooling: str | None = None
+    dropout: float | None = None
     model_options: dict | None = None
     seed: int = 0
     folds: int | None = None
@@ -75,6 +76,7 @@ class TrainConfig:
         for name in ("folds", "limit"):
             if getattr(self, name) is not None:
                 check_positive_int(getattr(self, name), name)
+        check_probability(self.dropout, "dropout")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if self.warmup_epochs is None:

@@ -8,7 +8,7 @@ run folder's ``config.json`` records.
 """
 #: Settings for any dataset and model.
 BASE = {"epochs": 5, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.01, "clip": 1.0,
-        "hidden": 64, "layers": 4, "heads": 4}
+        "hidden": 64, "layers": 4, "heads": 4, "dropout": 0.0}
 
 #: Per dataset family: settings, and under ``"models"`` per-model overrides.
 FAMILY_DEFAULTS = {

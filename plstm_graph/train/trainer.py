@@ -26,7 +26,7 @@ def build_model(config: TrainConfig, spec) -> GraphModel:
                       layers=config.layers, heads=config.heads, pooling=config.pooling,
                       task_level=getattr(spec, "task_level", "graph"),
                       orientation=getattr(spec, "orientation", "index"),
-                      model_options=config.model_options)
+                      model_options=config.model_options, dropout=config.dropout)
 
 
 def better(value: float, best: float | None, higher_is_better: bool) -> bool:

@@ -218,6 +218,19 @@ def test_model_options_from_the_command_line(tmp_path, capsys):
     assert "--model-option arrangement=alternate, gates=default" in capsys.readouterr().out
 
 
+def test_dropout_from_the_command_line_is_recorded_and_reaches_the_model(tmp_path, capsys):
+    from plstm_graph.train.run import load_config
+
+    run_dir = tmp_path / "dropout"
+    assert main(["train", "--model", "gin", "--dropout", "0.25", "--out", str(run_dir), *TINY,
+                 "--epochs", "1"]) == 0
+    assert json.loads((run_dir / "config.json").read_text())["dropout"] == 0.25
+    assert load_config(run_dir).dropout == 0.25
+    assert main(["train", "--dropout", "1.5", "--out", str(tmp_path / "x"), *TINY]) == 2
+    assert "dropout must be a number in [0, 1), got 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_a_model_option_keeps_the_presets_other_options():
     from plstm_graph.train import TrainConfig
     config = TrainConfig(dataset="MUTAG", preset="paper", model_options={"gates": "default"})

@@ -152,6 +152,8 @@ def test_parameter_counts_are_comparable_across_mixers():
     ({"hidden": 18, "heads": 4}, "divisible by heads"),
     ({"layers": 0}, "layers must be a positive int"),
     ({"task_level": "edge"}, "task_level must be one of graph, node"),
+    ({"dropout": 1.0}, r"dropout must be a number in \[0, 1\), got 1.0"),
+    ({"dropout": "0.1"}, "dropout must be a number"),
 ])
 def test_bad_arguments_name_the_argument(kwargs, match):
     args = {"model": "gin", "out_channels": 1, "node_channels": 5, **kwargs}
@@ -186,3 +188,24 @@ def test_node_level_models_predict_one_row_per_node():
              for n in (5, 4)]  # child -> parent, as trees point to their root
     out = model(Batch.from_data_list(trees))
     assert out.shape == (9, 5)
+
+
+@pytest.mark.parametrize("mixer", ["plstm", "gin"])
+def test_dropout_acts_while_training_only(mixer):
+    torch.manual_seed(0)
+    batch = make_batch(prepare=mixer == "plstm")
+    model = GraphModel(mixer, 3, node_channels=5, edge_channels=2, hidden=16, layers=2, heads=2,
+                       dropout=0.5)
+    with_random_head(model)
+    plain = GraphModel(mixer, 3, node_channels=5, edge_channels=2, hidden=16, layers=2, heads=2)
+    plain.load_state_dict(model.state_dict())  # dropout adds no parameters
+    model.eval(), plain.eval()
+    torch.testing.assert_close(model(batch), plain(batch), rtol=0, atol=0)
+    model.train()
+    torch.manual_seed(1)
+    first = model(batch)
+    torch.manual_seed(2)
+    assert not torch.allclose(first, model(batch))  # other masks, other outputs
+    torch.manual_seed(1)
+    torch.testing.assert_close(model(batch), first, rtol=0, atol=0)
+    assert "dropout=0.5" in repr(model) and "dropout" not in repr(plain)

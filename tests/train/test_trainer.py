@@ -130,6 +130,7 @@ def test_better_prefers_numbers_to_nan_and_keeps_ties():
     ({"epochs": 0}, "epochs must be a positive integer"),
     ({"lr": -1.0}, "lr must be positive"),
     ({"warmup_epochs": 9.0, "epochs": 5}, "warmup_epochs must be in"),
+    ({"dropout": -0.1}, r"dropout must be a number in \[0, 1\)"),
 ])
 def test_config_errors_name_the_setting(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -157,6 +158,16 @@ def test_settings_come_from_the_dataset_family_and_are_recorded():
     assert TrainConfig.from_dict(paper.to_dict()) == paper
     with pytest.raises(ValueError, match="preset must be one of paper"):
         TrainConfig(preset="fast")
+
+
+def test_dropout_reaches_the_model_and_old_configs_read_as_none(make_toy):
+    from plstm_graph.train.trainer import build_model
+
+    config = TrainConfig(dataset="toy", model="gin", hidden=16, layers=1, dropout=0.2)
+    assert build_model(config, make_toy()).dropout == 0.2
+    # config.json of runs from before the setting existed: no dropout, as they trained.
+    old = {key: value for key, value in config.to_dict().items() if key != "dropout"}
+    assert TrainConfig.from_dict(old).dropout == 0.0
 
 
 def test_the_paper_preset_stacks_pLSTM_as_the_official_code():
