@@ -79,6 +79,14 @@ def resume(path, args, model, optimizer, schedule) -> dict:
     except FileNotFoundError:
         return new_progress()
     saved = {**IMPLIED, **state["args"]}
+    if saved["pooling"] is None:
+        # Written before the pooling that ran was recorded: None meant the model's default of
+        # that time (mean until round 11, max since), which the checkpoint cannot tell.
+        if not args.pooling_given:
+            raise SystemExit(f"--checkpoint {path} does not record its pooling (it ran the "
+                             f"model's default of its time: mean before round 11, max since); "
+                             f"pass --pooling as it ran")
+        saved["pooling"] = args.pooling
     changed = {key: (saved[key], getattr(args, key)) for key in RESUME_KEYS
                if saved[key] != getattr(args, key)}
     if changed:
@@ -279,7 +287,9 @@ def main(argv=None):
     model = GraphModel(args.model, 2, features="onehot", node_channels=bench.num_node_features,
                        hidden=args.hidden, layers=args.layers, heads=args.heads, orientation="given",
                        pooling=args.pooling, model_options=options)
-    args.position_embedding = model.spec.position_embedding  # what ran, for resuming and the JSON
+    # What ran, for resuming and the JSON (old checkpoints recorded the pooling as given).
+    args.position_embedding = model.spec.position_embedding
+    args.pooling_given, args.pooling = args.pooling is not None, model.pooling
     optimizer = optimizer_for(model, args.lr, 0.05)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, args.warmup, args.steps))

@@ -121,6 +121,19 @@ def test_arrow_pointing_resumes_a_stopped_run_where_it_stopped(one_thread, tmp_p
         run_example("arrow_pointing.py", *args, "--lr", "2e-3", "--checkpoint", str(checkpoint),
                     monkeypatch=monkeypatch, capsys=capsys)
 
+    # The pooling that ran is recorded (the model's default, max, was not given). A checkpoint
+    # from before that recorded None, the default of its time: it resumes only when told which.
+    state = torch.load(checkpoint, weights_only=False)
+    assert state["args"]["pooling"] == "max"
+    state["args"]["pooling"] = None
+    torch.save(state, checkpoint)
+    with pytest.raises(SystemExit, match="does not record its pooling"):
+        run_example("arrow_pointing.py", *args, "--checkpoint", str(checkpoint),
+                    monkeypatch=monkeypatch, capsys=capsys)
+    out = run_example("arrow_pointing.py", *args, "--pooling", "max", "--checkpoint",
+                      str(checkpoint), monkeypatch=monkeypatch, capsys=capsys)
+    assert final(out)["valid_acc"] == whole["valid_acc"]
+
 
 def test_arrow_pointing_summarizes_runs_as_a_table_and_figures(tmp_path, monkeypatch, capsys):
     curve = [{"step": 2, "train_loss": 0.69, "valid_acc": 0.5, "valid_acc_2x": 0.5},
