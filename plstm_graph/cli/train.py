@@ -7,7 +7,8 @@ from . import LazyHelpFormatter
 
 #: Options that map one-to-one onto TrainConfig fields (``None``: not given on the command line).
 TRAINING_OPTIONS = ("preset", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
-                    "hidden", "layers", "heads", "pooling", "dropout", "folds", "limit", "data_root", "device")
+                    "hidden", "layers", "heads", "pooling", "dropout", "folds", "limit",
+                    "data_root", "device")
 RUN_OPTIONS = ("dataset", "model", "seed") + TRAINING_OPTIONS
 
 

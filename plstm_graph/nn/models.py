@@ -47,7 +47,7 @@ class GraphModel(torch.nn.Module):
        :meth:`set_target_scale`), so predictions are in the units of the targets.
     5. with ``dropout > 0``, dropout while training on the encoded node features (before the
        first block) and on the head's input: the embedding and classifier dropout of Tai et
-       al.'s Tree-LSTM, which matter most where a model learns word embeddings from scratch.
+       al.'s Tree-LSTM (no dataset's default uses it: it did not help on SST, README round 13).
 
     The line graphs a model reads are taken once per batch (precomputed when the data went
     through the :class:`~plstm_graph.PrepareDAG` of :meth:`transform`) and shared by its layers.
