@@ -4,6 +4,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import GELU, Linear, RMSNorm, Sequential
 
+from ..graph.validation import check_probability
+
 
 def mlp(channels: int, ratio: int = 4) -> Sequential:
     """``Linear(d, ratio d) -> GELU -> Linear(ratio d, d)``, the block's feed-forward part."""
@@ -31,8 +33,7 @@ class ResidualBlock(torch.nn.Module):
     def __init__(self, mixer: torch.nn.Module, channels: int, mlp_ratio: int = 4,
                  dropout: float = 0.0):
         super().__init__()
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1), got {dropout}")
+        check_probability(dropout, "`dropout`")  # named as the blocks' other errors name theirs
         self.mixer, self.dropout = mixer, dropout
         self.norm1, self.norm2 = RMSNorm(channels, eps=1e-5), RMSNorm(channels, eps=1e-5)
         self.mlp = mlp(channels, mlp_ratio)

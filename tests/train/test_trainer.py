@@ -160,7 +160,7 @@ def test_settings_come_from_the_dataset_family_and_are_recorded():
         TrainConfig(preset="fast")
 
 
-def test_dropout_reaches_the_model_and_old_configs_read_as_none(make_toy):
+def test_dropout_reaches_the_model_and_old_configs_read_as_no_dropout(make_toy):
     from plstm_graph.train.trainer import build_model
 
     config = TrainConfig(dataset="toy", model="gin", hidden=16, layers=1, dropout=0.2)
