@@ -47,8 +47,12 @@ def run(args) -> int:
         raise ValueError("--dataset: give at least one dataset name")
     settings = training_settings(args)
     rows = compare(datasets, models, _seeds(args.seeds), args.out,
-                   progress=not args.no_progress, **settings)
+                   progress=not args.no_progress, only_folds=args.only_folds, **settings)
     print(markdown_table(rows), end="")
+    pending = sum(row["pending_folds"] for row in rows)
+    if pending:
+        print(f"{pending} runs (folds x seeds) are still to run (--only-folds): the table "
+              f"covers the finished ones; the process that finishes last writes the whole table")
     out = Path(args.out)
     print(f"wrote {out / TABLE}, {out / JSON} and {out / PLOT}")
     return 1 if any(row.get("status") == "diverged" for row in rows) else 0

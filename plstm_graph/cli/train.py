@@ -1,4 +1,5 @@
 """``plstm-graph train``: train a model on a dataset (default: pLSTM on the embedded TPSA set)."""
+import argparse
 import json
 import time
 from pathlib import Path
@@ -23,6 +24,21 @@ def names_epilog() -> str:
     from ..data import dataset_names
     return (f"datasets: {', '.join(dataset_names())}, tu:NAME, ape-SIZE, longrange-KIND-DEPTH. "
             f"models: {', '.join(registered_models())} (see `plstm-graph models`).")
+
+
+def fold_list(text: str) -> list[int]:
+    """``"0-4"`` -> ``[0, 1, 2, 3, 4]``, ``"1,3,7-8"`` -> ``[1, 3, 7, 8]``."""
+    folds = []
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        try:
+            folds += list(range(int(first), int(last if dash else first) + 1))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected fold numbers and ranges such as 0-4 or 1,3,7-8, got {text!r}") from None
+    if not folds:
+        raise argparse.ArgumentTypeError(f"the range {text!r} holds no fold")
+    return folds
 
 
 def add_training_options(parser) -> None:
@@ -59,6 +75,10 @@ def add_training_options(parser) -> None:
     group.add_argument("--folds", type=int,
                        help="k-fold datasets (TU): run folds 0..FOLDS-1 and report mean ± std "
                             "(default: fold 0 only; 10 = the full protocol)")
+    group.add_argument("--only-folds", type=fold_list, metavar="LIST",
+                       help="train just these folds of the --folds protocol now, e.g. 0-4 here "
+                            "and 5-9 in a second process with the same --out; each process "
+                            "reuses the finished folds, and the last to finish writes the summary")
     group.add_argument("--limit", type=int, help="use at most LIMIT graphs of each split (quick checks)")
     group.add_argument("--data-root",
                        help="data folder (default: $PLSTM_GRAPH_DATA_ROOT, else datasets/)")
@@ -132,6 +152,12 @@ def report(summary: dict, run_dir: Path) -> None:
               f"(epoch {where.get('epoch', '?')}, step {where.get('step', '?')}); lower --lr. "
               f"run folder: {run_dir}")
         return
+    if summary.get("pending_folds"):
+        print(f"the folds of --only-folds are finished; folds "
+              f"{', '.join(map(str, summary['pending_folds']))} are still to run (in another "
+              f"process, or here without --only-folds), and the mean ± std waits for them. "
+              f"run folder: {run_dir}")
+        return
     if "per_fold" in summary:
         print(f"test {metric}: {summary['test_mean']:.4f} ± {summary['test_std']:.4f} over "
               f"{summary['folds']} folds (valid {summary['valid_mean']:.4f} ± "
@@ -182,7 +208,8 @@ def run(args) -> int:
         print(f"training {config.model} on {config.dataset}"
               f"{f' with {context.world_size} processes' if context.distributed else ''}; "
               f"run folder: {run_dir}", flush=True)
-    summary = run_training(config, run_dir, progress=not args.no_progress, cache=cache)
+    summary = run_training(config, run_dir, progress=not args.no_progress, cache=cache,
+                           only_folds=args.only_folds)
     if context.is_main:
         report(summary, run_dir)
     return 1 if summary.get("status") == "diverged" else 0

@@ -36,12 +36,16 @@ def mean_seconds(summaries: list[dict]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def compare(datasets, models, seeds, out_dir, progress: bool = True, **settings) -> list[dict]:
+def compare(datasets, models, seeds, out_dir, progress: bool = True, only_folds=None,
+            **settings) -> list[dict]:
     """Trains every (dataset, model, seed) in ``out_dir/<dataset>/<model>/seed_<seed>``
     (finished runs are reused, interrupted ones resumed) and writes ``results.md``,
     ``results.json`` and ``results.png`` in ``out_dir``.
 
     Args:
+        only_folds: train just these folds of every k-fold run (:func:`run_training`); a row
+            then counts the folds finished so far (``runs``) and how many are still to run
+            (``pending_folds``).
         settings: further :class:`TrainConfig` fields shared by every run.
 
     Returns one row per (dataset, model): test mean ± std over every fold of every seed.
@@ -59,13 +63,14 @@ def compare(datasets, models, seeds, out_dir, progress: bool = True, **settings)
         for model in models:
             summaries = [run_training(configs[dataset, model, seed],
                                       out_dir / dataset / model / f"seed_{seed}",
-                                      progress=progress, cache=cache)
+                                      progress=progress, cache=cache, only_folds=only_folds)
                          for seed in seeds]
             diverged = any(s.get("status") == "diverged" for s in summaries)
             row = {"dataset": dataset, "model": model, "metric": summaries[0]["metric"],
                    "parameters": summaries[0]["parameters"], "seeds": list(seeds),
                    "status": "diverged" if diverged else "finished",
-                   "seconds_per_epoch": mean_seconds(summaries)}
+                   "seconds_per_epoch": mean_seconds(summaries),
+                   "pending_folds": sum(len(s.get("pending_folds", ())) for s in summaries)}
             for key in ("test", "test_last"):  # the two selection rules
                 values = np.array([v for s in summaries for v in test_values(s, key)], dtype=float)
                 row["runs"] = len(values)

@@ -43,6 +43,23 @@ def folds_of(config: TrainConfig, spec) -> list[int | None]:
     return list(range(count))
 
 
+def chosen_folds(config: TrainConfig, spec, only_folds=None) -> list[int | None]:
+    """The folds to train now: all of :func:`folds_of`, or the subset ``only_folds`` of them
+    (sorted, each once), so that several processes can share one k-fold run folder."""
+    folds = folds_of(config, spec)
+    if only_folds is None:
+        return folds
+    if folds == [None]:
+        raise ValueError(f"only_folds needs a k-fold dataset; {config.dataset} has a fixed "
+                         f"train/valid/test split")
+    chosen = sorted(set(only_folds))
+    outside = [fold for fold in chosen if fold not in folds]
+    if outside or not chosen:
+        raise ValueError(f"only_folds must name folds among 0..{len(folds) - 1} (the run's "
+                         f"folds={len(folds)}), got {list(only_folds)}")
+    return chosen
+
+
 def fold_dir(run_dir: Path, fold: int | None) -> Path:
     return run_dir if fold is None else run_dir / f"fold_{fold}"
 
@@ -83,7 +100,7 @@ def check_config(run_dir: Path, config: TrainConfig) -> None:
 
 
 def run_training(config: TrainConfig, run_dir, progress: bool = True, on_epoch_end=None,
-                 spec=None, cache: DataCache | None = None) -> dict:
+                 spec=None, cache: DataCache | None = None, only_folds=None) -> dict:
     """Trains ``config`` in ``run_dir`` (continuing whatever the folder already holds) and
     returns its summary; for k-fold datasets one sub-run per fold and the mean ± std.
 
@@ -94,11 +111,15 @@ def run_training(config: TrainConfig, run_dir, progress: bool = True, on_epoch_e
         spec: the dataset object; loaded with :func:`plstm_graph.data.get_dataset` if ``None``.
         on_epoch_end: ``on_epoch_end(epoch, record)`` hook, after the epoch is saved.
         cache: datasets and prepared graphs shared with other runs (a comparison's).
+        only_folds: train just these folds of a k-fold run (others may run in other processes
+            on the same folder). The returned summary then covers the finished folds, and
+            lists the unfinished ones as ``pending_folds``; ``summary.json`` of the folder is
+            written once every fold has finished.
     """
     run_dir = Path(run_dir)
     cache = cache or DataCache()
     spec = spec if spec is not None else cache.dataset(config.dataset, config.data_root)
-    folds = folds_of(config, spec)
+    folds = chosen_folds(config, spec, only_folds)
     check_config(run_dir, config)
     graphs = prepared_graphs(spec, config, cache)
     context = distributed.init(config.device)
@@ -128,9 +149,18 @@ def run_training(config: TrainConfig, run_dir, progress: bool = True, on_epoch_e
     distributed.barrier(context)
     if folds == [None]:
         return summaries[0]
+    pending = []
+    if only_folds is not None and summaries[-1]["status"] != "diverged":
+        # The folder's summary waits for every fold, from whichever process ends last.
+        every = folds_of(config, spec)
+        pending = [fold for fold in every if not (fold_dir(run_dir, fold) / SUMMARY).exists()]
+        if not pending:
+            summaries = [read_json(fold_dir(run_dir, fold) / SUMMARY) for fold in every]
     summary = aggregate(config, spec, summaries)
     summary["run_dir"] = str(run_dir)
-    if context.is_main:
+    if pending:
+        summary["pending_folds"] = pending
+    elif context.is_main:
         write_json(summary, run_dir / SUMMARY)
     return summary
 

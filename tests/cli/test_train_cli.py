@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from plstm_graph.cli import main
+from plstm_graph.cli.train import fold_list
 from plstm_graph.train.trainer import Trainer
 
 TINY = ["--limit", "24", "--epochs", "2", "--hidden", "16", "--layers", "2", "--heads", "2",
@@ -105,6 +106,7 @@ def test_missing_offline_data_is_reported(monkeypatch, capsys):
     (["train", "--resume", "RUN", "--epochs", "3"], "drop --epochs"),
     (["train", "--resume", "RUN"], "is not a plstm-graph run folder"),
     (["train", "--dataset", "tpsa", "--folds", "10"], "folds=10 needs a k-fold dataset"),
+    (["train", "--dataset", "tpsa", "--only-folds", "0-4"], "only_folds needs a k-fold dataset"),
     (["train", "--epochs", "0"], "epochs must be a positive integer"),
     (["evaluate", "RUN"], "is not a plstm-graph run folder"),
 ])
@@ -112,6 +114,41 @@ def test_bad_options_give_clear_errors(tmp_path, capsys, argv, message):
     argv = [str(tmp_path / "nothing") if arg == "RUN" else arg for arg in argv]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text,folds", [("0-4", [0, 1, 2, 3, 4]), ("7", [7]),
+                                        ("1,3,7-8", [1, 3, 7, 8]), (" 2 , 5-6", [2, 5, 6])])
+def test_only_folds_reads_numbers_and_ranges(text, folds):
+    assert fold_list(text) == folds
+
+
+@pytest.mark.parametrize("text", ["", "a", "1-", "0-4,x", "5-3"])
+def test_only_folds_refuses_what_is_not_a_fold_list(text, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--only-folds", text])
+    assert stop.value.code == 2
+    assert "argument --only-folds:" in capsys.readouterr().err
+
+
+def test_a_k_fold_run_is_shared_between_two_commands(tmp_path, capsys, shared_data):
+    mutag = ["--dataset", "MUTAG", "--folds", "2", "--data-root", str(shared_data), *TINY,
+             "--epochs", "1"]
+    out = tmp_path / "cmp"
+    compare = ["compare", *mutag, "--models", "gcn", "--out", str(out)]
+    assert main([*compare, "--only-folds", "1"]) == 0
+    assert "1 runs (folds x seeds) are still to run (--only-folds)" in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text())["rows"][0]["runs"] == 1
+    assert main([*compare, "--only-folds", "0"]) == 0
+    assert "still to run" not in capsys.readouterr().out
+    row = json.loads((out / "results.json").read_text())["rows"][0]
+    run = summary_of(out / "MUTAG" / "gcn" / "seed_0")
+    assert row["runs"] == 2 and row["pending_folds"] == 0 and row["test_mean"] == run["test_mean"]
+
+    alone = tmp_path / "train"
+    assert main(["train", *mutag, "--model", "gcn", "--out", str(alone), "--only-folds", "1"]) == 0
+    assert "folds 0 are still to run" in capsys.readouterr().out
+    assert main(["train", "--resume", str(alone), "--only-folds", "0"]) == 0
+    assert f"test acc: {summary_of(alone)['test_mean']:.4f} ± " in capsys.readouterr().out
 
 
 def test_python_dash_m_runs_the_command_line():

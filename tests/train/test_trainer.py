@@ -110,6 +110,35 @@ def test_a_k_fold_run_extends_to_more_folds(tmp_path, make_toy):
     assert load_config(tmp_path).folds == 3
 
 
+def test_folds_split_over_two_processes_end_as_one_run(tmp_path, make_toy):
+    spec = make_toy(num_folds=3)
+    config = TrainConfig(dataset="toy", model="gcn", epochs=1, hidden=16, layers=1, folds=3)
+    whole = run_training(config, tmp_path / "whole", progress=False, spec=spec)
+    shared = tmp_path / "shared"
+    first = run_training(config, shared, progress=False, spec=spec, only_folds=[2])
+    assert first["folds"] == 1 and first["pending_folds"] == [0, 1]
+    assert not (shared / SUMMARY).exists() and not (shared / "fold_0").exists()
+    second = run_training(config, shared, progress=False, spec=spec, only_folds=[1, 0, 1])
+    assert "pending_folds" not in second and second["folds"] == 3
+    assert json.loads((shared / SUMMARY).read_text())["test_mean"] == second["test_mean"]
+    for key in ("test", "valid", "test_last"):  # the same folds, trained apart or together
+        assert [row[key] for row in second["per_fold"]] == [row[key] for row in whole["per_fold"]]
+
+
+@pytest.mark.parametrize("num_folds,only,message", [
+    (3, [3], r"only_folds must name folds among 0..2 \(the run's folds=3\), got \[3\]"),
+    (3, [], "only_folds must name folds among 0..2"),
+    (1, [0], "only_folds needs a k-fold dataset"),
+])
+def test_only_folds_outside_the_protocol_are_refused(tmp_path, make_toy, num_folds, only, message):
+    spec = make_toy(num_folds=num_folds)
+    config = TrainConfig(dataset="toy", model="gcn", epochs=1, hidden=16, layers=1,
+                         folds=3 if num_folds > 1 else None)
+    with pytest.raises(ValueError, match=message):
+        run_training(config, tmp_path / "x", progress=False, spec=spec, only_folds=only)
+    assert not (tmp_path / "x").exists()
+
+
 def test_a_folder_with_other_settings_is_not_overwritten(tmp_path, make_toy):
     spec = make_toy()
     run_training(TrainConfig(dataset="toy", model="gcn", epochs=1, hidden=16, layers=1), tmp_path,
