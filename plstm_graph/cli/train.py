@@ -104,7 +104,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", help="run folder (default runs/<dataset>-<model>-<time>)")
     parser.add_argument("--resume", metavar="DIR",
                         help="continue the interrupted run in DIR with its saved settings "
-                             "(with any number of processes)")
+                             "(with any number of processes; --device may move it)")
     add_training_options(parser)
     parser.set_defaults(func=run, on_interrupt=interrupted)
 
@@ -183,11 +183,11 @@ def resolve_run(args):
     from ..train.run import load_config
     if args.resume:
         given = [f"--{key.replace('_', '-')}" for key in RUN_OPTIONS + ("out", "model_option")
-                 if getattr(args, key) is not None]
+                 if getattr(args, key) is not None and key != "device"]
         if given:
-            raise ValueError(f"--resume takes every setting from {args.resume}/config.json; "
-                             f"drop {', '.join(given)}")
-        return load_config(args.resume), Path(args.resume)
+            raise ValueError(f"--resume takes every setting but --device from "
+                             f"{args.resume}/config.json; drop {', '.join(given)}")
+        return load_config(args.resume, device=args.device), Path(args.resume)
     config = config_from_args(args)
     run_dir = Path(args.out or Path("runs") / (f"{config.dataset}-{config.model}-"
                                                f"{time.strftime('%Y%m%d-%H%M%S')}"))

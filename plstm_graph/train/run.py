@@ -86,11 +86,12 @@ def check_config(run_dir: Path, config: TrainConfig) -> None:
     """Raises unless ``run_dir`` is new or holds a run of ``config`` (nothing is written).
 
     The fold count may differ: each fold is its own sub-run, unchanged by how many others
-    there are, so a 3-fold run folder extends to the 10-fold protocol.
+    there are, so a 3-fold run folder extends to the 10-fold protocol. So may the device: a
+    run moves between machines, with the same mathematics up to float rounding.
     """
     path = run_dir / CONFIG
     if path.exists():
-        saved = TrainConfig.from_dict(read_json(path))
+        saved = load_config(run_dir, device=config.device)
         if replace(saved, folds=config.folds) != config:
             changed = [key for key, value in config.to_dict().items()
                        if saved.to_dict()[key] != value]
@@ -125,7 +126,7 @@ def run_training(config: TrainConfig, run_dir, progress: bool = True, on_epoch_e
     context = distributed.init(config.device)
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if not (run_dir / CONFIG).exists() or load_config(run_dir) != config:  # new, or other folds
+        if not (run_dir / CONFIG).exists() or read_json(run_dir / CONFIG) != config.to_dict():
             write_json(config.to_dict(), run_dir / CONFIG)
     summaries = []
     for fold in folds:
@@ -165,11 +166,13 @@ def run_training(config: TrainConfig, run_dir, progress: bool = True, on_epoch_e
     return summary
 
 
-def load_config(run_dir) -> TrainConfig:
+def load_config(run_dir, device: str | None = None) -> TrainConfig:
+    """The run's saved settings; ``device`` replaces the saved one (a CUDA run's folder then
+    loads on a machine without CUDA)."""
     path = Path(run_dir) / CONFIG
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: {run_dir} is not a plstm-graph run folder")
-    return TrainConfig.from_dict(read_json(path))
+    return TrainConfig.from_dict(read_json(path) | ({} if device is None else {"device": device}))
 
 
 def evaluate_run(run_dir, spec=None, device: str | None = None) -> dict:
@@ -179,9 +182,7 @@ def evaluate_run(run_dir, spec=None, device: str | None = None) -> dict:
     ``test_mean`` / ``test_std`` over the runs.
     """
     run_dir = Path(run_dir)
-    config = load_config(run_dir)
-    if device is not None:
-        config.device = device
+    config = load_config(run_dir, device=device)
     cache = DataCache()
     spec = spec if spec is not None else cache.dataset(config.dataset, config.data_root)
     graphs = prepared_graphs(spec, config, cache)

@@ -61,6 +61,33 @@ def test_ctrl_c_leaves_a_resumable_run_that_ends_like_an_uninterrupted_one(tmp_p
         assert resumed[key] == full[key], key
 
 
+def test_a_run_moves_to_another_device_on_resume(tmp_path, capsys, monkeypatch):
+    """A folder begun on a GPU machine (its config.json says cuda) continues on a CPU one."""
+    args = ["train", "--dataset", "tpsa", "--model", "gin", *TINY, "--epochs", "3"]
+    assert main([*args, "--out", str(tmp_path / "full")]) == 0
+    train_epoch = Trainer.train_epoch
+
+    def ctrl_c_in_epoch_2(self):
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+        return train_epoch(self)
+
+    monkeypatch.setattr(Trainer, "train_epoch", ctrl_c_in_epoch_2)
+    moved = tmp_path / "moved"
+    assert main([*args, "--out", str(moved)]) == 130
+    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+    config = json.loads((moved / "config.json").read_text())
+    (moved / "config.json").write_text(json.dumps(config | {"device": "cuda"}))
+    if not torch.cuda.is_available():
+        assert main(["train", "--resume", str(moved)]) == 2
+        assert "use --device cpu" in capsys.readouterr().err
+    assert main(["train", "--resume", str(moved), "--device", "cpu"]) == 0
+    assert json.loads((moved / "config.json").read_text())["device"] == "cpu"  # what ran last
+    full, resumed = summary_of(tmp_path / "full"), summary_of(moved)
+    for key in ("best_epoch", "train", "valid", "test"):
+        assert resumed[key] == full[key], key
+
+
 def test_compare_writes_a_table_and_a_bar_plot(tmp_path, capsys):
     out = tmp_path / "cmp"
     assert main(["compare", "--dataset", "tpsa", "--models", "gin,gcn", "--seeds", "0,1",
