@@ -74,7 +74,9 @@ class RunFolder(Callback):
     def on_fit_start(self, trainer):
         path = self.run_dir / LAST
         if path.exists():
-            trainer.load_state_dict(load_checkpoint(path, map_location=trainer.device))
+            # On the CPU: the RNG states must stay CPU tensors; weights and optimizer state
+            # move to the parameters' device as they load.
+            trainer.load_state_dict(load_checkpoint(path))
         if trainer.context.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_text("".join(json_line(row) for row in trainer.history), self.run_dir / METRICS)

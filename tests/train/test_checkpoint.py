@@ -1,7 +1,10 @@
 import pytest
 import torch
 
-from plstm_graph.train.checkpoint import load_checkpoint, save_checkpoint
+from types import SimpleNamespace
+
+from plstm_graph.train.callbacks import LAST, RunFolder
+from plstm_graph.train.checkpoint import load_checkpoint, rng_states, save_checkpoint
 from plstm_graph.train.schedule import warmup_cosine
 from plstm_graph.train.tasks import Task
 
@@ -18,6 +21,18 @@ def test_a_failed_write_keeps_the_previous_checkpoint_and_no_temp_file(tmp_path)
         save_checkpoint({"epoch": 2, "bad": Unpicklable()}, path)
     assert load_checkpoint(path) == {"epoch": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_a_run_resumes_with_cpu_rng_states_whatever_its_device(tmp_path):
+    """torch.set_rng_state takes CPU bytes only; loading ``last.pt`` onto the trainer's device
+    (a GPU) broke every resumed CUDA run. Weights move to their parameters' device later."""
+    save_checkpoint({"rng": rng_states(), "model": {"w": torch.ones(2)}}, tmp_path / LAST)
+    loaded = []
+    trainer = SimpleNamespace(device=torch.device("meta"), load_state_dict=loaded.append,
+                              context=SimpleNamespace(is_main=False))
+    RunFolder(tmp_path).on_fit_start(trainer)
+    assert loaded[0]["rng"]["torch"].device.type == "cpu"
+    torch.set_rng_state(loaded[0]["rng"]["torch"])
 
 
 def test_warmup_then_cosine_to_zero():
