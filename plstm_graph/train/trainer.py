@@ -286,4 +286,6 @@ class Trainer:
             **self.extrapolation(),
             "num_graphs": {name: len(graphs) for name, graphs in self.splits},
             "world_size": self.context.world_size,
+            # Where the run finished (config.json keeps the device of the latest command).
+            "device": str(self.device),
         }

@@ -84,6 +84,7 @@ def test_a_run_moves_to_another_device_on_resume(tmp_path, capsys, monkeypatch):
     assert main(["train", "--resume", str(moved), "--device", "cpu"]) == 0
     assert json.loads((moved / "config.json").read_text())["device"] == "cpu"  # what ran last
     full, resumed = summary_of(tmp_path / "full"), summary_of(moved)
+    assert resumed["device"] == "cpu"
     for key in ("best_epoch", "train", "valid", "test"):
         assert resumed[key] == full[key], key
 
