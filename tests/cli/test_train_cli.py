@@ -37,11 +37,10 @@ def test_tiny_train_then_evaluate(tmp_path, capsys):
     assert f"test rmse: {summary['test']:.4f}" in capsys.readouterr().out
 
 
-def test_ctrl_c_leaves_a_resumable_run_that_ends_like_an_uninterrupted_one(tmp_path, capsys,
-                                                                           monkeypatch):
+def full_and_interrupted_runs(tmp_path, monkeypatch):
+    """A 3-epoch GIN run, and the same run stopped by Ctrl-C in epoch 2: their folders."""
     args = ["train", "--dataset", "tpsa", "--model", "gin", *TINY, "--epochs", "3"]
     assert main([*args, "--out", str(tmp_path / "full")]) == 0
-
     train_epoch = Trainer.train_epoch
 
     def ctrl_c_in_epoch_2(self):
@@ -50,32 +49,28 @@ def test_ctrl_c_leaves_a_resumable_run_that_ends_like_an_uninterrupted_one(tmp_p
         return train_epoch(self)
 
     monkeypatch.setattr(Trainer, "train_epoch", ctrl_c_in_epoch_2)
-    cut = tmp_path / "cut"
-    assert main([*args, "--out", str(cut)]) == 130
-    assert f"plstm-graph train --resume {cut}" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "cut")]) == 130
     monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+    return tmp_path / "full", tmp_path / "cut"
 
-    assert main(["train", "--resume", str(cut)]) == 0
-    full, resumed = summary_of(tmp_path / "full"), summary_of(cut)
+
+def assert_same_results(run_dir, other_dir):
+    ours, theirs = summary_of(run_dir), summary_of(other_dir)
     for key in ("best_epoch", "train", "valid", "test"):
-        assert resumed[key] == full[key], key
+        assert ours[key] == theirs[key], key
+
+
+def test_ctrl_c_leaves_a_resumable_run_that_ends_like_an_uninterrupted_one(tmp_path, capsys,
+                                                                           monkeypatch):
+    full, cut = full_and_interrupted_runs(tmp_path, monkeypatch)
+    assert f"plstm-graph train --resume {cut}" in capsys.readouterr().err
+    assert main(["train", "--resume", str(cut)]) == 0
+    assert_same_results(cut, full)
 
 
 def test_a_run_moves_to_another_device_on_resume(tmp_path, capsys, monkeypatch):
     """A folder begun on a GPU machine (its config.json says cuda) continues on a CPU one."""
-    args = ["train", "--dataset", "tpsa", "--model", "gin", *TINY, "--epochs", "3"]
-    assert main([*args, "--out", str(tmp_path / "full")]) == 0
-    train_epoch = Trainer.train_epoch
-
-    def ctrl_c_in_epoch_2(self):
-        if self.epoch == 1:
-            raise KeyboardInterrupt
-        return train_epoch(self)
-
-    monkeypatch.setattr(Trainer, "train_epoch", ctrl_c_in_epoch_2)
-    moved = tmp_path / "moved"
-    assert main([*args, "--out", str(moved)]) == 130
-    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+    full, moved = full_and_interrupted_runs(tmp_path, monkeypatch)
     config = json.loads((moved / "config.json").read_text())
     (moved / "config.json").write_text(json.dumps(config | {"device": "cuda"}))
     if not torch.cuda.is_available():
@@ -83,10 +78,8 @@ def test_a_run_moves_to_another_device_on_resume(tmp_path, capsys, monkeypatch):
         assert "use --device cpu" in capsys.readouterr().err
     assert main(["train", "--resume", str(moved), "--device", "cpu"]) == 0
     assert json.loads((moved / "config.json").read_text())["device"] == "cpu"  # what ran last
-    full, resumed = summary_of(tmp_path / "full"), summary_of(moved)
-    assert resumed["device"] == "cpu"
-    for key in ("best_epoch", "train", "valid", "test"):
-        assert resumed[key] == full[key], key
+    assert summary_of(moved)["device"] == "cpu"
+    assert_same_results(moved, full)
 
 
 def test_compare_writes_a_table_and_a_bar_plot(tmp_path, capsys):
