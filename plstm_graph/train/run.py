@@ -126,6 +126,7 @@ def run_training(config: TrainConfig, run_dir, progress: bool = True, on_epoch_e
     context = distributed.init(config.device)
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        # New, or other folds, or another device: config.json records the latest command.
         if not (run_dir / CONFIG).exists() or read_json(run_dir / CONFIG) != config.to_dict():
             write_json(config.to_dict(), run_dir / CONFIG)
     summaries = []

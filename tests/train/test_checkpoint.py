@@ -1,7 +1,7 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
-
-from types import SimpleNamespace
 
 from plstm_graph.train.callbacks import LAST, RunFolder
 from plstm_graph.train.checkpoint import load_checkpoint, rng_states, save_checkpoint
