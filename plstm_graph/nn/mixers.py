@@ -9,7 +9,7 @@ from torch_geometric.nn import GATConv, GCNConv, GINEConv
 from .conv_block import ConvBlock
 from .graph_transformer import GraphTransformerBlock
 from .plstm_block import PLSTMBlock, plstm_layer_plan
-from .plstm_conv import INITS
+from .plstm_conv import GATE_INITS, INITS
 from ..graph.validation import check_one_of
 from .registry import ModelSpec, register_model
 from .residual_block import mlp
@@ -35,8 +35,10 @@ class PLSTM(ModelSpec):
             flips the direction) or ``"paired"`` (:func:`paired_layer_plan`: the official code's
             P + D blocks, one direction per block).
         gates: ``"default"`` (this library's initialisation: saturated transitions, Source and
-            Mark at 0.5, see :class:`~plstm_graph.PLSTMConv`) or ``"official"`` (the official
-            graph code's: :meth:`~plstm_graph.PLSTMConv.reset_official_gates`).
+            Mark at 0.5, see :class:`~plstm_graph.PLSTMConv`), ``"multiscale"`` (the same with
+            per-head Transition biases: heads keep 0.5 to 0.99 of a cell per step) or
+            ``"official"`` (the official graph code's:
+            :meth:`~plstm_graph.PLSTMConv.reset_official_gates`).
         projections: ``"default"`` or ``"official"`` (q, k, v and output projections with
             biases and small init, no :math:`1/\sqrt{K}`; see :class:`~plstm_graph.PLSTMConv`).
     """
@@ -49,7 +51,7 @@ class PLSTM(ModelSpec):
     def __init__(self, arrangement: str = "alternate", gates: str = "default",
                  projections: str = "default"):
         check_one_of(arrangement, "arrangement", ARRANGEMENTS)
-        check_one_of(gates, "gates", INITS)
+        check_one_of(gates, "gates", GATE_INITS)
         check_one_of(projections, "projections", INITS)
         self.arrangement, self.gates, self.projections = arrangement, gates, projections
 

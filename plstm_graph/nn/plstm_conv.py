@@ -10,7 +10,7 @@ from ..graph.line_graph import MODES, LineGraph
 from ..graph.prepare import prepare_dag
 from ..graph.validation import check_one_of, check_positive_int, check_shape
 from ..ops.plstm import BACKENDS, plstm
-from ..ops.plstm.gates import TRANSITION_SCALE, p_mode_transition, transition_gate
+from ..ops.plstm.gates import P_MODE_ALPHA, TRANSITION_SCALE, p_mode_transition, transition_gate
 from ..ops.rms_norm import rms_norm
 
 #: Initial gate biases. Direct starts at sigmoid(-5) ~ 0.007 as in the paper; Source and Mark
@@ -27,6 +27,29 @@ GATE_TERMS = ("source", "mark", "direct", "transition", "transition_in", "transi
 
 #: Initialisations of :class:`PLSTMConv` (its ``gates`` and ``projections`` arguments).
 INITS = ("default", "official")
+
+#: Gate initialisations: :data:`INITS` and ``"multiscale"`` (:func:`multiscale_retention`).
+GATE_INITS = INITS + ("multiscale",)
+
+
+def multiscale_retention(heads: int, shortest: float = 0.5, longest: float = 0.99) -> Tensor:
+    r"""Per-head fraction :math:`\gamma_h` of a cell that one DAG step keeps at initialisation,
+    from ``shortest`` to ``longest`` with :math:`1 - \gamma_h` geometric over the heads (horizons
+    :math:`1 / (1 - \gamma)` of 2 to 100 steps by default), as RetNet spreads its decays: some
+    heads see a node's near neighbourhood, one still carries a signal across a deep DAG. One head
+    gets ``longest``."""
+    if heads == 1:
+        return torch.tensor([longest])
+    return 1 - torch.logspace(math.log10(1 - shortest), math.log10(1 - longest), heads)
+
+
+def transition_bias(retention: Tensor, mode: str, scale: float) -> Tensor:
+    r"""The raw Transition bias :math:`b` whose gate keeps ``retention`` per step on a chain
+    (a line node with one successor): P-mode :math:`s b / (0.5 + s b) = \gamma`, D-mode
+    :math:`	anh(s b) = \gamma`."""
+    if mode == "P":
+        return P_MODE_ALPHA * retention / (scale * (1 - retention))
+    return torch.atanh(retention) / scale
 
 
 def reset_projections(linears, init: str) -> None:
@@ -87,8 +110,10 @@ class PLSTMConv(torch.nn.Module):
         recompute: recompute cell states in backward instead of storing them.
         transition_scale: the factor :math:`s` (default: the mode's entry of ``TRANSITION_SCALE``;
             1 with a bias of :math:`\mathcal N(0, 10^2)` is the official graph code).
-        gates: ``"default"`` (the initialisation above) or ``"official"`` (the official graph
-            code's, ml-jku/plstm ``pLSTMGraphEdgeLayer``, SPEC section 6:
+        gates: ``"default"`` (the initialisation above), ``"multiscale"`` (the same, but the
+            Transition bias differs per head: head :math:`h` keeps :math:`\gamma_h` of
+            :func:`multiscale_retention` per step, from 0.5 to 0.99) or ``"official"`` (the
+            official graph code's, ml-jku/plstm ``pLSTMGraphEdgeLayer``, SPEC section 6:
             :meth:`reset_official_gates`).
         projections: ``"default"`` (:math:`W_q, W_k, W_v, W_O` without biases, weights normal
             with std 0.02, :math:`q` divided by :math:`\sqrt{K}`) or ``"official"`` (the
@@ -115,7 +140,7 @@ class PLSTMConv(torch.nn.Module):
         check_positive_int(heads, "heads")
         check_one_of(mode, "mode", MODES)
         check_one_of(backend, "backend", BACKENDS)
-        check_one_of(gates, "gates", INITS)
+        check_one_of(gates, "gates", GATE_INITS)
         check_one_of(projections, "projections", INITS)
         if edge_dim is not None:
             check_positive_int(edge_dim, "edge_dim")
@@ -162,6 +187,11 @@ class PLSTMConv(torch.nn.Module):
         torch.nn.init.ones_(self.norm_weight)
         if self.gate_init == "official":
             self.reset_official_gates()
+        elif self.gate_init == "multiscale":
+            with torch.no_grad():
+                self.lin_gate.bias.view(-1, self.heads)[GATE_TERMS.index("transition")].copy_(
+                    transition_bias(multiscale_retention(self.heads), self.mode,
+                                    self.transition_scale))
 
     def reset_official_gates(self, generator: torch.Generator | None = None):
         r"""The official graph code's gates (ml-jku/plstm ``pLSTMGraphEdgeLayer``, SPEC section 6):
@@ -284,4 +314,5 @@ def _line_edge_nodes(graph: LineGraph) -> tuple[Tensor, Tensor, Tensor]:
     return dst[e_in], src[e_in], dst[e_out]
 
 
-__all__ = ["GATE_BIAS", "INITIAL_BIAS", "PLSTMConv", "p_mode_transition"]
+__all__ = ["GATE_BIAS", "GATE_INITS", "INITIAL_BIAS", "PLSTMConv", "multiscale_retention",
+           "p_mode_transition", "transition_bias"]

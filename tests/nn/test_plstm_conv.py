@@ -42,6 +42,34 @@ def test_official_gates():
     assert float(bias.abs().max()) > 2.0  # drawn with standard deviation 10
 
 
+@pytest.mark.parametrize("mode", ["P", "D"])
+def test_multiscale_gates(mode):
+    """Head h keeps gamma_h of a cell per chain step at initialisation, 0.5 for the first head
+    up to 0.99 for the last, 1 - gamma geometric in between; the other gates are the defaults."""
+    retention = pg.nn.plstm_conv.multiscale_retention(4)
+    torch.testing.assert_close(retention[[0, -1]], torch.tensor([0.5, 0.99]))
+    gaps = 1 - retention
+    torch.testing.assert_close(gaps[1:] / gaps[:-1], (gaps[1] / gaps[0]).expand(3))
+    x, edge_index = graph()
+    conv = pg.PLSTMConv(16, 16, heads=4, mode=mode, gates="multiscale")
+    assert "gates='multiscale'" in repr(conv)
+    g = conv.line_graph(x, edge_index)
+    source, transition, _, direct = conv.gates(x, g)
+    torch.testing.assert_close(source, torch.full_like(source, 0.5))
+    torch.testing.assert_close(direct, torch.full_like(direct, torch.sigmoid(torch.tensor(-5.0))))
+    if mode == "P":  # line nodes with one successor; with more they share a little more
+        successors = torch.bincount(g.line_index[0], minlength=g.num_edges)[g.line_index[0]]
+        assert bool((successors == 1).any())
+        transition = transition[successors == 1]
+    torch.testing.assert_close(transition, retention.expand_as(transition))
+    bias = conv.lin_gate.bias.detach().clone()
+    torch.nn.init.normal_(conv.lin_gate.bias)
+    conv.reset_parameters()  # keeps the multiscale initialisation
+    torch.testing.assert_close(conv.lin_gate.bias.detach(), bias)
+    with pytest.raises(ValueError, match="gates must be one of default, official, multiscale"):
+        pg.PLSTMConv(16, 16, gates="spread")
+
+
 def test_official_projections():
     """The official graph layer's q, k, v and output projections: biases, "small init" weights
     N(0, 2 / (5 fan_in)), and no 1/sqrt(K) on q (which the per-head RMSNorm would undo in the
