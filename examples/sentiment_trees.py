@@ -25,7 +25,8 @@ full training split and more epochs; see the README (results on DAGs and trees) 
 ``--arrangement paired`` (pLSTM only) stacks a P-mode and a D-mode layer on the tree itself
 before any layer on its reverse, so with ``--layers 2`` both layers run from the leaves to the
 root; the default ``alternate`` runs every second layer from the root to the leaves, where the
-root has no predecessor and receives nothing. Measured on ``sst-binary`` (6 epochs, 2 layers),
+root has no predecessor and receives nothing; ``forward`` runs every layer from the leaves to
+the root. Measured on ``sst-binary`` (6 epochs, 2 layers),
 the default still did better on validation (77.9 against 76.5 %; docs/dag_results_round3.md).
 """
 import argparse

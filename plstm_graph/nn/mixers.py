@@ -22,8 +22,16 @@ def paired_layer_plan(num_layers: int) -> list[tuple[str, bool]]:
     return [("P" if i % 2 == 0 else "D", (i // 2) % 2 == 1) for i in range(num_layers)]
 
 
+def forward_layer_plan(num_layers: int) -> list[tuple[str, bool]]:
+    """``(mode, reverse)`` of each layer when every layer runs along the DAG, P-mode and D-mode
+    taking turns: for targets that depend on a node's ancestors only, such as a parse tree's
+    phrase labels (each from its own subtree), as a Tree-LSTM reads them."""
+    return [("P" if i % 2 == 0 else "D", False) for i in range(num_layers)]
+
+
 #: How pLSTM layers take turns between the modes and the two directions of the DAG.
-ARRANGEMENTS = {"alternate": plstm_layer_plan, "paired": paired_layer_plan}
+ARRANGEMENTS = {"alternate": plstm_layer_plan, "paired": paired_layer_plan,
+                "forward": forward_layer_plan}
 
 
 @register_model
@@ -32,8 +40,9 @@ class PLSTM(ModelSpec):
 
     Args:
         arrangement: ``"alternate"`` (:func:`~plstm_graph.nn.plstm_layer_plan`: every layer
-            flips the direction) or ``"paired"`` (:func:`paired_layer_plan`: the official code's
-            P + D blocks, one direction per block).
+            flips the direction), ``"paired"`` (:func:`paired_layer_plan`: the official code's
+            P + D blocks, one direction per block) or ``"forward"``
+            (:func:`forward_layer_plan`: every layer along the DAG).
         gates: ``"default"`` (this library's initialisation: saturated transitions, Source and
             Mark at 0.5, see :class:`~plstm_graph.PLSTMConv`), ``"multiscale"`` (the same with
             per-head Transition biases: heads keep 0.5 to 0.99 of a cell per step) or

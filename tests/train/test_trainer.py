@@ -221,7 +221,12 @@ def test_the_paper_preset_stacks_pLSTM_as_the_official_code():
     assert count_parameters(default) == 459_330  # no biases, bond encoder, linear head
     with pytest.raises(ValueError, match="head must be one of linear, mlp"):
         TrainConfig(model="gin", model_options={"head": "deep"})
-    with pytest.raises(ValueError, match="arrangement must be one of alternate, paired"):
+    forward = GraphModel("plstm", 2, node_channels=7, hidden=16, layers=4,
+                         model_options={"arrangement": "forward", "gates": "multiscale"})
+    assert forward.plan == [("P", False), ("D", False), ("P", False), ("D", False)]
+    assert set(forward.transform().line_graphs) == {("P", False), ("D", False)}
+    assert all(block.conv.gate_init == "multiscale" for block in forward.blocks)
+    with pytest.raises(ValueError, match="arrangement must be one of alternate, paired, forward"):
         TrainConfig(model="plstm", model_options={"arrangement": "spiral"})
     with pytest.raises(ValueError, match="model_options .* do not fit model 'gin'"):
         TrainConfig(model="gin", model_options={"arrangement": "paired"})
