@@ -83,3 +83,16 @@ def test_input_dependent_transitions_used_to_lose_the_signal(mode, one_thread):
     torch.nn.init.kaiming_uniform_(conv.lin_gate.weight, a=5 ** 0.5)
     torch.nn.init.uniform_(conv.lin_gate.bias[3 * 2:4 * 2], -0.25, 0.25)  # transition biases
     assert transported_fraction(conv, *GRAPHS["chain"]) < 1e-6
+
+
+@pytest.mark.parametrize("kind", GRAPHS)
+@pytest.mark.parametrize("mode", ["P", "D"])
+def test_multiscale_gates_keep_one_long_head(mode, kind, one_thread):
+    # gates="multiscale": head 0 keeps 0.5 per step (0.5^63 ~ 1e-19 over the chain), head 1
+    # 0.99 (0.53); what reaches the sink is head 1's share of the depth-1 signal, times 0.53.
+    graph, sink = GRAPHS[kind]
+    torch.manual_seed(1)
+    conv = pg.PLSTMConv(WIDTH, WIDTH, heads=2, mode=mode, backend="levels",
+                        gates="multiscale").double()
+    fraction = transported_fraction(conv, graph, sink)  # measured: 0.29 (chains), 0.38 (P grid)
+    assert 0.2 <= fraction <= (0.99 ** 63 if kind == "chain" else 1.0), fraction
