@@ -173,7 +173,13 @@ def test_settings_come_from_the_dataset_family_and_are_recorded():
     assert TrainConfig(dataset="MUTAG", model="plstm", preset="paper").pooling == "mean"
     # A dataset's own choice wins over its family's, for that model only; the caller's over both.
     ptc = TrainConfig(dataset="PTC_MR", model="plstm")
-    assert (ptc.epochs, ptc.pooling) == (100, "mean")
+    assert (ptc.epochs, ptc.pooling, ptc.model_options) == (100, "mean", {"gates": "multiscale"})
+    paired = TrainConfig(dataset="PTC_MR", model="plstm", model_options={"arrangement": "paired"})
+    assert paired.model_options == {"gates": "multiscale", "arrangement": "paired"}
+    assert TrainConfig(dataset="PTC_MR", model="plstm",
+                       model_options={"gates": "default"}).model_options == {"gates": "default"}
+    assert TrainConfig(dataset="PTC_MR", model="plstm", preset="paper").model_options["gates"] == "official"
+    assert TrainConfig(dataset="PTC_MR", model="gin").model_options is None
     assert TrainConfig(dataset="PTC_MR", model="gin").pooling == "sum"
     assert TrainConfig(dataset="PTC_MR", model="plstm", pooling="sum").pooling == "sum"
     assert TrainConfig(dataset="NCI1", model="gin").lr == TrainConfig(dataset="NCI1").lr == 3e-3
