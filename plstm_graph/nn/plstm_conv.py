@@ -46,7 +46,7 @@ def multiscale_retention(heads: int, shortest: float = 0.5, longest: float = 0.9
 def transition_bias(retention: Tensor, mode: str, scale: float) -> Tensor:
     r"""The raw Transition bias :math:`b` whose gate keeps ``retention`` per step on a chain
     (a line node with one successor): P-mode :math:`s b / (0.5 + s b) = \gamma`, D-mode
-    :math:`	anh(s b) = \gamma`."""
+    :math:`\tanh(s b) = \gamma`."""
     if mode == "P":
         return P_MODE_ALPHA * retention / (scale * (1 - retention))
     return torch.atanh(retention) / scale
