@@ -174,6 +174,8 @@ def test_settings_come_from_the_dataset_family_and_are_recorded():
     # A dataset's own choice wins over its family's, for that model only; the caller's over both.
     ptc = TrainConfig(dataset="PTC_MR", model="plstm")
     assert (ptc.epochs, ptc.pooling, ptc.model_options) == (100, "mean", {"gates": "multiscale"})
+    ptc.model_options["gates"] = "official"  # a run's options are its own copy
+    assert TrainConfig(dataset="PTC_MR", model="plstm").model_options == {"gates": "multiscale"}
     paired = TrainConfig(dataset="PTC_MR", model="plstm", model_options={"arrangement": "paired"})
     assert paired.model_options == {"gates": "multiscale", "arrangement": "paired"}
     assert TrainConfig(dataset="PTC_MR", model="plstm",
