@@ -10,7 +10,8 @@ from ..graph.line_graph import MODES, LineGraph
 from ..graph.prepare import prepare_dag
 from ..graph.validation import check_one_of, check_positive_int, check_shape
 from ..ops.plstm import BACKENDS, plstm
-from ..ops.plstm.gates import P_MODE_ALPHA, TRANSITION_SCALE, p_mode_transition, transition_gate
+from ..ops.plstm.gates import (TRANSITION_SCALE, p_mode_transition, transition_bias,
+                               transition_gate)
 from ..ops.rms_norm import rms_norm
 
 #: Initial gate biases. Direct starts at sigmoid(-5) ~ 0.007 as in the paper; Source and Mark
@@ -42,14 +43,6 @@ def multiscale_retention(heads: int, shortest: float = 0.5, longest: float = 0.9
         return torch.tensor([longest])
     return 1 - torch.logspace(math.log10(1 - shortest), math.log10(1 - longest), heads)
 
-
-def transition_bias(retention: Tensor, mode: str, scale: float) -> Tensor:
-    r"""The raw Transition bias :math:`b` whose gate keeps ``retention`` per step on a chain
-    (a line node with one successor): P-mode :math:`s b / (0.5 + s b) = \gamma`, D-mode
-    :math:`\tanh(s b) = \gamma`."""
-    if mode == "P":
-        return P_MODE_ALPHA * retention / (scale * (1 - retention))
-    return torch.atanh(retention) / scale
 
 
 def reset_projections(linears, init: str) -> None:
@@ -315,4 +308,4 @@ def _line_edge_nodes(graph: LineGraph) -> tuple[Tensor, Tensor, Tensor]:
 
 
 __all__ = ["GATE_BIAS", "GATE_INITS", "INITIAL_BIAS", "PLSTMConv", "multiscale_retention",
-           "p_mode_transition", "transition_bias"]
+           "p_mode_transition"]

@@ -19,6 +19,7 @@ code's ``tanh(5 (1 + W x))``): :data:`TRANSITION_SCALE` puts the per-step fixed 
 0.9999` in D-mode, while :math:`\partial T / \partial (W x)` stays about :math:`10^{-2}` and
 :math:`10^{-3}` (a bias of 50 without the scale would leave P-mode at :math:`2 \cdot 10^{-4}`).
 """
+import torch
 from torch import Tensor
 
 from ...graph.line_graph import LineGraph
@@ -46,4 +47,15 @@ def transition_gate(raw: Tensor, graph: LineGraph) -> Tensor:
     return p_mode_transition(raw, graph) if graph.mode == "P" else raw.tanh()
 
 
-__all__ = ["P_MODE_ALPHA", "TRANSITION_SCALE", "p_mode_transition", "transition_gate"]
+def transition_bias(retention: Tensor, mode: str, scale: float) -> Tensor:
+    r"""The inverse of :func:`transition_gate` on a chain (a line node with one successor): the
+    raw bias :math:`b` whose gate keeps ``retention`` per step, with the layer's factor
+    :math:`s` = ``scale``: P-mode :math:`s b / (\alpha + s b) = \gamma`, D-mode
+    :math:`\tanh(s b) = \gamma`."""
+    if mode == "P":
+        return P_MODE_ALPHA * retention / (scale * (1 - retention))
+    return torch.atanh(retention) / scale
+
+
+__all__ = ["P_MODE_ALPHA", "TRANSITION_SCALE", "p_mode_transition", "transition_bias",
+           "transition_gate"]
