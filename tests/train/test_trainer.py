@@ -188,6 +188,8 @@ def test_settings_come_from_the_dataset_family_and_are_recorded():
     assert TrainConfig(dataset="NCI1", preset="paper").lr == 1e-3  # a preset wins
     assert TrainConfig(dataset="ogbg-molhiv", model="plstm").pooling == "sum"
     assert TrainConfig(dataset="ogbg-molbace", model="plstm").pooling == "mean"
+    assert TrainConfig(dataset="ogbg-molfreesolv", model="plstm").pooling == "sum"
+    assert TrainConfig(dataset="ogbg-molesol", model="plstm").pooling == "mean"
     assert TrainConfig(dataset="MUTAG", epochs=20).warmup_epochs == 1.0  # scales with the run
     assert TrainConfig(dataset="MUTAG", epochs=20, warmup_epochs=3.0).warmup_epochs == 3.0
     paper = TrainConfig(dataset="MUTAG", model="gin", preset="paper")
