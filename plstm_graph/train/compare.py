@@ -14,13 +14,13 @@ TABLE, JSON, PLOT = "results.md", "results.json", "results.png"
 
 
 def test_values(summary: dict, key: str = "test") -> list[float]:
-    """The test metric of every fold of a run summary (one value without folds; NaN where a
-    run diverged before its first epoch, or for ``key="test_last"`` in a summary written
-    before that field existed).
+    """The test (or validation) metric of every fold of a run summary (one value without
+    folds; NaN where a run diverged before its first epoch, or for ``key="test_last"`` in a
+    summary written before that field existed).
 
     Args:
-        key: ``"test"`` (at the epoch of best validation metric) or ``"test_last"`` (at the
-            last epoch).
+        key: ``"test"`` (at the epoch of best validation metric), ``"test_last"`` (at the
+            last epoch) or ``"valid"`` (the best validation metric, which chose the epoch).
     """
     rows = summary["per_fold"] if "per_fold" in summary else [summary]
     return [float("nan") if row.get(key) is None else row[key] for row in rows]
@@ -71,7 +71,8 @@ def compare(datasets, models, seeds, out_dir, progress: bool = True, only_folds=
                    "status": "diverged" if diverged else "finished",
                    "seconds_per_epoch": mean_seconds(summaries),
                    "pending_folds": sum(len(s.get("pending_folds", ())) for s in summaries)}
-            for key in ("test", "test_last"):  # the two selection rules
+            # The two selection rules, and the validation metric that settings are chosen on.
+            for key in ("test", "test_last", "valid"):
                 values = np.array([v for s in summaries for v in test_values(s, key)], dtype=float)
                 row["runs"] = len(values)
                 row[f"{key}_mean"] = None if diverged else float(values.mean())
@@ -89,24 +90,24 @@ def _mean_std(mean: float | None, std: float | None) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| dataset | metric | model | parameters | test (mean ± std) "
+    lines = ["| dataset | metric | model | parameters | valid (mean ± std) | test (mean ± std) "
              "| test at the last epoch | runs | s / epoch |",
-             "|---|---|---|---:|---|---|---:|---:|"]
+             "|---|---|---|---:|---|---|---|---:|---:|"]
     for row in rows:
         diverged = row.get("status") == "diverged"
-        test = "diverged" if diverged else _mean_std(row["test_mean"], row["test_std"])
-        last = "diverged" if diverged else _mean_std(row.get("test_last_mean"),
-                                                     row.get("test_last_std"))
+        test, last, valid = (
+            "diverged" if diverged else _mean_std(row.get(f"{key}_mean"), row.get(f"{key}_std"))
+            for key in ("test", "test_last", "valid"))
         seconds = "-" if row["seconds_per_epoch"] is None else f"{row['seconds_per_epoch']:.2f}"
         lines.append(f"| {row['dataset']} | {row['metric']} | {row['model']} | "
-                     f"{row['parameters']:,} | {test} | {last} | {row['runs']} | {seconds} |")
+                     f"{row['parameters']:,} | {valid} | {test} | {last} | {row['runs']} | {seconds} |")
     return "\n".join(lines) + "\n"
 
 
 def write_results(rows: list[dict], out_dir: Path, settings: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    note = ("std over all runs (folds x seeds, ddof=0); test metric at the epoch of best "
-            "validation metric, and at the last epoch.\n\nSettings: " +
+    note = ("std over all runs (folds x seeds, ddof=0); the best validation metric of each "
+            "run, and the test metric at that epoch and at the last epoch.\n\nSettings: " +
             ", ".join(f"{key}={value}" for key, value in settings.items()) + "\n\n")
     write_text(note + markdown_table(rows), out_dir / TABLE)
     write_json({"settings": settings, "rows": rows}, out_dir / JSON)

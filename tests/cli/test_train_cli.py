@@ -95,6 +95,9 @@ def test_compare_writes_a_table_and_a_bar_plot(tmp_path, capsys):
     last = [summary_of(out / "tpsa" / "gin" / f"seed_{seed}")["test_last"] for seed in (0, 1)]
     assert rows[0]["test_last_mean"] == pytest.approx(sum(last) / 2)
     assert f"{rows[0]['test_last_mean']:.4f} ± {rows[0]['test_last_std']:.4f}" in table
+    valid = [summary_of(out / "tpsa" / "gin" / f"seed_{seed}")["valid"] for seed in (0, 1)]
+    assert rows[0]["valid_mean"] == pytest.approx(sum(valid) / 2)
+    assert f"| {rows[0]['valid_mean']:.4f} ± {rows[0]['valid_std']:.4f} | " in table
 
 
 def test_unknown_dataset_lists_the_valid_names(tmp_path, capsys):
