@@ -53,3 +53,21 @@ def test_training_signal_prints_loss_gradient_and_prediction_spread(shared_data)
     for row in rows:
         loss, norm_median, norm_max, std = float(row[3]), float(row[4]), float(row[5]), float(row[7])
         assert 0 < loss < 1 and 0 < norm_median <= norm_max and std >= 0
+
+
+def test_branch_scale_prints_every_block_and_plstm_states(shared_data):
+    out = run_script("branch_scale.py", "--dataset", "MUTAG", "--data-root", str(shared_data),
+                     "--models", "plstm,gin")
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith(("| plstm", "| gin"))]
+    assert [(row[0], row[1], row[2]) for row in rows] == (
+        [("| plstm", str(b), "PLSTMConv") for b in range(4)] +
+        [("| gin", str(b), "GINEConv") for b in range(4)])
+    for row in rows:
+        assert all(float(value) > 0 for value in row[3:6])
+        assert (row[6] == "- |") == (row[0] == "| gin")
+    # the official projections (std 0.079, no 1/sqrt(K)) start pLSTM's branch several times larger
+    official = run_script("branch_scale.py", "--dataset", "MUTAG", "--data-root", str(shared_data),
+                          "--models", "plstm", "--model-option", "projections=official")
+    branch = [float(line.split(" | ")[4]) for line in official.splitlines()
+              if line.startswith("| plstm")]
+    assert min(branch) > 3 * max(float(row[4]) for row in rows[:4])
