@@ -92,7 +92,8 @@ def main(argv=None) -> None:
                              data_root=args.data_root, model_options=options)
         graphs = prepared_graphs(spec, config, cache)
         splits = make_splits(spec, graphs, folds_of(config, spec)[0])
-        batch = Batch.from_data_list([splits.train[i] for i in range(config.batch_size)])
+        size = min(config.batch_size, len(splits.train))
+        batch = Batch.from_data_list([splits.train[i] for i in range(size)])
         model = build_model(config, spec).eval()
         for index, row in enumerate(block_scales(model, batch)):
             state = "-" if row["state"] is None else f"{row['state']:.3g}"
