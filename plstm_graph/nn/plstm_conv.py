@@ -44,7 +44,6 @@ def multiscale_retention(heads: int, shortest: float = 0.5, longest: float = 0.9
     return 1 - torch.logspace(math.log10(1 - shortest), math.log10(1 - longest), heads)
 
 
-
 def reset_projections(linears, init: str) -> None:
     r"""q / k / v / output projections initialised as ``init`` says: ``"official"`` the
     official code's small init :math:`\mathcal N(0, 2 / (5\, \text{fan\_in}))`, else normal

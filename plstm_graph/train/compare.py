@@ -13,7 +13,7 @@ from .run import run_training
 TABLE, JSON, PLOT = "results.md", "results.json", "results.png"
 
 
-def test_values(summary: dict, key: str = "test") -> list[float]:
+def fold_values(summary: dict, key: str = "test") -> list[float]:
     """The test (or validation) metric of every fold of a run summary (one value without
     folds; NaN where a run diverged before its first epoch, or for ``key="test_last"`` in a
     summary written before that field existed).
@@ -73,7 +73,7 @@ def compare(datasets, models, seeds, out_dir, progress: bool = True, only_folds=
                    "pending_folds": sum(len(s.get("pending_folds", ())) for s in summaries)}
             # The two selection rules, and the validation metric that settings are chosen on.
             for key in ("test", "test_last", "valid"):
-                values = np.array([v for s in summaries for v in test_values(s, key)], dtype=float)
+                values = np.array([v for s in summaries for v in fold_values(s, key)], dtype=float)
                 row["runs"] = len(values)
                 row[f"{key}_mean"] = None if diverged else float(values.mean())
                 row[f"{key}_std"] = None if diverged else float(values.std())
