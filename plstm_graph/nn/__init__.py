@@ -1,5 +1,6 @@
 """Neural-network modules: layers, blocks, models and the model registry."""
 from .plstm_block import PLSTMBlock, plstm_layer_plan
+from .local_global import LocalGlobalMixer
 from .residual_block import ResidualBlock, mlp
 from .plstm_conv import PLSTMConv
 from .conv_block import ConvBlock
@@ -9,7 +10,7 @@ from .registry import BlockInputs, ModelSpec, get_model, model_names, register_m
 from .models import POOLINGS, GraphModel, count_parameters
 from .dag_lstm import DAGLSTMConv
 
-__all__ = ["BlockInputs", "ConvBlock", "DAGLSTMConv", "DegreeEncoding", "FeatureEncoder", "GraphAttention",
-           "GraphModel", "GraphTransformerBlock", "ModelSpec", "PLSTMBlock", "PLSTMConv", "POOLINGS",
-           "ResidualBlock", "count_parameters", "get_model", "mlp", "model_names",
-           "plstm_layer_plan", "register_model"]
+__all__ = ["BlockInputs", "ConvBlock", "DAGLSTMConv", "DegreeEncoding", "FeatureEncoder",
+           "GraphAttention", "GraphModel", "GraphTransformerBlock", "LocalGlobalMixer", "ModelSpec",
+           "PLSTMBlock", "PLSTMConv", "POOLINGS", "ResidualBlock", "count_parameters", "get_model",
+           "mlp", "model_names", "plstm_layer_plan", "register_model"]

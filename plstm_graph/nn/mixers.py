@@ -15,6 +15,16 @@ from .registry import ModelSpec, register_model
 from .residual_block import mlp
 
 
+def gine(channels: int) -> GINEConv:
+    """GINE with a two-layer MLP of width ``channels``: the GIN baseline's layer, and pLSTM's
+    local layer (``local="gin"``)."""
+    return GINEConv(mlp(channels, ratio=1), train_eps=True)
+
+
+#: Local layers a pLSTM block can run beside its pLSTM layer (``local``), by name.
+LOCAL_LAYERS = {"none": None, "gin": gine}
+
+
 def paired_layer_plan(num_layers: int) -> list[tuple[str, bool]]:
     """``(mode, reverse)`` of each layer as the official graph code stacks them: blocks of a P-mode
     and a D-mode layer, block ``b`` on the DAG when ``b`` is even and on its reverse when odd
@@ -50,6 +60,9 @@ class PLSTM(ModelSpec):
             :meth:`~plstm_graph.PLSTMConv.reset_official_gates`).
         projections: ``"default"`` or ``"official"`` (q, k, v and output projections with
             biases and small init, no :math:`1/\sqrt{K}`; see :class:`~plstm_graph.PLSTMConv`).
+        local: ``"none"``, or ``"gin"``: a GINE layer beside every pLSTM layer, summed with it
+            (GraphGPS's block with pLSTM as the global part:
+            :class:`~plstm_graph.nn.local_global.LocalGlobalMixer`).
     """
 
     name = "plstm"
@@ -58,11 +71,13 @@ class PLSTM(ModelSpec):
     default_pooling = "mean"  # the pLSTM paper pools pLSTM by mean, baselines by sum
 
     def __init__(self, arrangement: str = "alternate", gates: str = "default",
-                 projections: str = "default"):
+                 projections: str = "default", local: str = "none"):
         check_one_of(arrangement, "arrangement", ARRANGEMENTS)
         check_one_of(gates, "gates", GATE_INITS)
         check_one_of(projections, "projections", INITS)
+        check_one_of(local, "local", LOCAL_LAYERS)
         self.arrangement, self.gates, self.projections = arrangement, gates, projections
+        self.local = local
 
     def layer_plan(self, num_layers):
         return ARRANGEMENTS[self.arrangement](num_layers)
@@ -72,12 +87,15 @@ class PLSTM(ModelSpec):
 
     def init_block(self, hidden, heads, layer, edge_dim):
         mode, reverse = layer
+        local = LOCAL_LAYERS[self.local]
         return PLSTMBlock(hidden, heads=heads, mode=mode, edge_dim=edge_dim, reverse=reverse,
-                          gates=self.gates, projections=self.projections)
+                          gates=self.gates, projections=self.projections,
+                          local=None if local is None else local(hidden))
 
     def call_block(self, block, x, inputs):
         conv = block.conv
-        return block(x, inputs.line_graph(conv.mode, conv.reverse), inputs.edge_attr)
+        return block(x, inputs.line_graph(conv.mode, conv.reverse), inputs.edge_attr,
+                     local_edge_index=inputs.edge_index)
 
 
 class _Conv(ModelSpec):
@@ -101,7 +119,7 @@ class GIN(_Conv):
     supports_edge_attr = True
 
     def init_conv(self, hidden, heads, edge_dim):
-        return GINEConv(mlp(hidden, ratio=1), train_eps=True)
+        return gine(hidden)
 
 
 @register_model

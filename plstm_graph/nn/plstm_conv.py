@@ -29,8 +29,14 @@ GATE_TERMS = ("source", "mark", "direct", "transition", "transition_in", "transi
 #: Initialisations of :class:`PLSTMConv` (its ``gates`` and ``projections`` arguments).
 INITS = ("default", "official")
 
-#: Gate initialisations: :data:`INITS` and ``"multiscale"`` (:func:`multiscale_retention`).
-GATE_INITS = INITS + ("multiscale",)
+#: Gate initialisations: :data:`INITS`, ``"multiscale"`` (:func:`multiscale_retention`) and
+#: ``"local"`` (every head keeps :data:`LOCAL_RETENTION`).
+GATE_INITS = INITS + ("multiscale", "local")
+
+#: What ``gates="local"`` keeps of a cell per DAG step at initialisation: a signal halves per
+#: step (horizon 2), so the layer starts close to its neighbours, as a message-passing layer
+#: does, and learns from there how far to reach.
+LOCAL_RETENTION = 0.5
 
 
 def multiscale_retention(heads: int, shortest: float = 0.5, longest: float = 0.99) -> Tensor:
@@ -104,7 +110,8 @@ class PLSTMConv(torch.nn.Module):
             1 with a bias of :math:`\mathcal N(0, 10^2)` is the official graph code).
         gates: ``"default"`` (the initialisation above), ``"multiscale"`` (the same, but the
             Transition bias differs per head: head :math:`h` keeps :math:`\gamma_h` of
-            :func:`multiscale_retention` per step, from 0.5 to 0.99) or ``"official"`` (the
+            :func:`multiscale_retention` per step, from 0.5 to 0.99), ``"local"`` (every head
+            keeps :data:`LOCAL_RETENTION` = 0.5 per step: a local start) or ``"official"`` (the
             official graph code's, ml-jku/plstm ``pLSTMGraphEdgeLayer``, SPEC section 6:
             :meth:`reset_official_gates`).
         projections: ``"default"`` (:math:`W_q, W_k, W_v, W_O` without biases, weights normal
@@ -179,11 +186,12 @@ class PLSTMConv(torch.nn.Module):
         torch.nn.init.ones_(self.norm_weight)
         if self.gate_init == "official":
             self.reset_official_gates()
-        elif self.gate_init == "multiscale":
+        elif self.gate_init in ("multiscale", "local"):
+            retention = (multiscale_retention(self.heads) if self.gate_init == "multiscale"
+                         else torch.full((self.heads,), LOCAL_RETENTION))
             with torch.no_grad():
                 self.lin_gate.bias.view(-1, self.heads)[GATE_TERMS.index("transition")].copy_(
-                    transition_bias(multiscale_retention(self.heads), self.mode,
-                                    self.transition_scale))
+                    transition_bias(retention, self.mode, self.transition_scale))
 
     def reset_official_gates(self, generator: torch.Generator | None = None):
         r"""The official graph code's gates (ml-jku/plstm ``pLSTMGraphEdgeLayer``, SPEC section 6):
@@ -306,5 +314,5 @@ def _line_edge_nodes(graph: LineGraph) -> tuple[Tensor, Tensor, Tensor]:
     return dst[e_in], src[e_in], dst[e_out]
 
 
-__all__ = ["GATE_BIAS", "GATE_INITS", "INITIAL_BIAS", "PLSTMConv", "multiscale_retention",
-           "p_mode_transition"]
+__all__ = ["GATE_BIAS", "GATE_INITS", "INITIAL_BIAS", "LOCAL_RETENTION", "PLSTMConv",
+           "multiscale_retention", "p_mode_transition"]

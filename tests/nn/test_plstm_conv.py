@@ -70,6 +70,25 @@ def test_multiscale_gates(mode):
         pg.PLSTMConv(16, 16, gates="spread")
 
 
+@pytest.mark.parametrize("mode", ["P", "D"])
+def test_local_gates(mode):
+    """gates="local": every head keeps half a cell per chain step at initialisation, and a
+    signal fades over a few steps instead of crossing the DAG."""
+    x, edge_index = graph()
+    conv = pg.PLSTMConv(16, 16, heads=4, mode=mode, gates="local")
+    assert "gates='local'" in repr(conv)
+    g = conv.line_graph(x, edge_index)
+    source, transition, _, _ = conv.gates(x, g)
+    torch.testing.assert_close(source, torch.full_like(source, 0.5))
+    chain = slice(None)
+    if mode == "P":  # line nodes with one successor; with more they share
+        successors = torch.bincount(g.line_index[0], minlength=g.num_edges)[g.line_index[0]]
+        chain = successors == 1
+    torch.testing.assert_close(transition[chain], torch.full_like(transition[chain], 0.5))
+    default = pg.PLSTMConv(16, 16, heads=4, mode=mode).gates(x, g)[1]
+    assert bool(default[chain].min() > 0.98)  # the default's long reach
+
+
 def test_official_projections():
     """The official graph layer's q, k, v and output projections: biases, "small init" weights
     N(0, 2 / (5 fan_in)), and no 1/sqrt(K) on q (which the per-head RMSNorm would undo in the
