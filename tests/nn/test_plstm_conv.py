@@ -42,6 +42,18 @@ def test_official_gates():
     assert float(bias.abs().max()) > 2.0  # drawn with standard deviation 10
 
 
+def chain_gates(conv, x, edge_index):
+    """Source, Mark and Direct, and the Transitions of the line nodes with one successor (in
+    P-mode those with more share a little more than one keeps)."""
+    g = conv.line_graph(x, edge_index)
+    source, transition, mark, direct = conv.gates(x, g)
+    if conv.mode == "P":
+        successors = torch.bincount(g.line_index[0], minlength=g.num_edges)[g.line_index[0]]
+        assert bool((successors == 1).any())
+        transition = transition[successors == 1]
+    return source, transition, mark, direct
+
+
 @pytest.mark.parametrize("mode", ["P", "D"])
 def test_multiscale_gates(mode):
     """Head h keeps gamma_h of a cell per chain step at initialisation, 0.5 for the first head
@@ -53,14 +65,9 @@ def test_multiscale_gates(mode):
     x, edge_index = graph()
     conv = pg.PLSTMConv(16, 16, heads=4, mode=mode, gates="multiscale")
     assert "gates='multiscale'" in repr(conv)
-    g = conv.line_graph(x, edge_index)
-    source, transition, _, direct = conv.gates(x, g)
+    source, transition, _, direct = chain_gates(conv, x, edge_index)
     torch.testing.assert_close(source, torch.full_like(source, 0.5))
     torch.testing.assert_close(direct, torch.full_like(direct, torch.sigmoid(torch.tensor(-5.0))))
-    if mode == "P":  # line nodes with one successor; with more they share a little more
-        successors = torch.bincount(g.line_index[0], minlength=g.num_edges)[g.line_index[0]]
-        assert bool((successors == 1).any())
-        transition = transition[successors == 1]
     torch.testing.assert_close(transition, retention.expand_as(transition))
     bias = conv.lin_gate.bias.detach().clone()
     torch.nn.init.normal_(conv.lin_gate.bias)
@@ -77,16 +84,11 @@ def test_local_gates(mode):
     x, edge_index = graph()
     conv = pg.PLSTMConv(16, 16, heads=4, mode=mode, gates="local")
     assert "gates='local'" in repr(conv)
-    g = conv.line_graph(x, edge_index)
-    source, transition, _, _ = conv.gates(x, g)
+    source, transition, _, _ = chain_gates(conv, x, edge_index)
     torch.testing.assert_close(source, torch.full_like(source, 0.5))
-    chain = slice(None)
-    if mode == "P":  # line nodes with one successor; with more they share
-        successors = torch.bincount(g.line_index[0], minlength=g.num_edges)[g.line_index[0]]
-        chain = successors == 1
-    torch.testing.assert_close(transition[chain], torch.full_like(transition[chain], 0.5))
-    default = pg.PLSTMConv(16, 16, heads=4, mode=mode).gates(x, g)[1]
-    assert bool(default[chain].min() > 0.98)  # the default's long reach
+    torch.testing.assert_close(transition, torch.full_like(transition, 0.5))
+    default = chain_gates(pg.PLSTMConv(16, 16, heads=4, mode=mode), x, edge_index)[1]
+    assert bool(default.min() > 0.98)  # the default's long reach
 
 
 def test_official_projections():
