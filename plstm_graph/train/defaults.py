@@ -42,7 +42,8 @@ DATASET_DEFAULTS = {
     # ogbg-molhiv (3.5 % positives), seed 0: with mean pooling pLSTM's predictions collapse to
     # the class prior within the warm-up (spread < 0.07 logits, training loss at the prior's
     # entropy for 10 epochs); with sum pooling they keep a spread of ~2 and it learns. Best
-    # valid ROC-AUC: sum 0.751 (30 epochs) against mean's 0.665 (README, molhiv round 10).
+    # valid ROC-AUC: sum 0.751 (30 epochs) against mean's 0.665 (docs/tu_ogb_history.md,
+    # molhiv round 10).
     "ogbg-molhiv": {"models": {"plstm": {"pooling": "sum"}}},
     # ogbg-molfreesolv (hydration free energy, close to a sum of group contributions), seeds
     # 0-2: pLSTM's best valid RMSE 3.19 with sum pooling against 4.14 with mean, every seed
