@@ -62,8 +62,9 @@ def block_scales(model, batch) -> list[dict]:
     finally:
         for handle in handles:
             handle.remove()
+    # A pLSTM block's layer is its mixer, or a part of it (a LocalGlobalMixer's).
     plstm_rows = [row for block, row in zip(model.blocks, rows)
-                  if isinstance(block.mixer, plstm_conv.PLSTMConv)]
+                  if isinstance(getattr(block, "conv", block.mixer), plstm_conv.PLSTMConv)]
     for row, (state, floor) in zip(plstm_rows, states):
         row["state"] = state / floor
     return rows

@@ -71,3 +71,9 @@ def test_branch_scale_prints_every_block_and_plstm_states(shared_data):
     branch = [float(line.split(" | ")[4]) for line in official.splitlines()
               if line.startswith("| plstm")]
     assert min(branch) > 3 * max(float(row[4]) for row in rows[:4])
+    # with a GINE layer beside it the state is still read, from the mixer's pLSTM part
+    hybrid = run_script("branch_scale.py", "--dataset", "MUTAG", "--data-root", str(shared_data),
+                        "--models", "plstm", "--model-option", "local=gin")
+    hybrid = [line.split(" | ") for line in hybrid.splitlines() if line.startswith("| plstm")]
+    assert [row[2] for row in hybrid] == ["LocalGlobalMixer"] * 4
+    assert all(float(row[6].rstrip(" |")) > 0 for row in hybrid)
