@@ -186,6 +186,10 @@ def test_settings_come_from_the_dataset_family_and_are_recorded():
     assert TrainConfig(dataset="PTC_MR", model="plstm", pooling="sum").pooling == "sum"
     assert TrainConfig(dataset="NCI1", model="gin").lr == TrainConfig(dataset="NCI1").lr == 3e-3
     assert TrainConfig(dataset="NCI1", preset="paper").lr == 1e-3  # a preset wins
+    assert TrainConfig(dataset="NCI1", model="plstm").model_options == {"local": "gin"}
+    assert "local" not in TrainConfig(dataset="NCI1", model="plstm", preset="paper").model_options
+    assert TrainConfig(dataset="NCI1", model="plstm",
+                       model_options={"local": "none"}).model_options == {"local": "none"}
     assert TrainConfig(dataset="ogbg-molhiv", model="plstm").pooling == "sum"
     assert TrainConfig(dataset="ogbg-molbace", model="plstm").pooling == "mean"
     assert TrainConfig(dataset="ogbg-molfreesolv", model="plstm").pooling == "sum"
