@@ -29,10 +29,6 @@ GATE_TERMS = ("source", "mark", "direct", "transition", "transition_in", "transi
 #: Initialisations of :class:`PLSTMConv` (its ``gates`` and ``projections`` arguments).
 INITS = ("default", "official")
 
-#: Gate initialisations: :data:`INITS`, ``"multiscale"`` (:func:`multiscale_retention`) and
-#: ``"local"`` (every head keeps :data:`LOCAL_RETENTION`).
-GATE_INITS = INITS + ("multiscale", "local")
-
 #: What ``gates="local"`` keeps of a cell per DAG step at initialisation: a signal halves per
 #: step (horizon 2), so the layer starts close to its neighbours, as a message-passing layer
 #: does, and learns from there how far to reach.
@@ -48,6 +44,19 @@ def multiscale_retention(heads: int, shortest: float = 0.5, longest: float = 0.9
     if heads == 1:
         return torch.tensor([longest])
     return 1 - torch.logspace(math.log10(1 - shortest), math.log10(1 - longest), heads)
+
+
+def local_retention(heads: int) -> Tensor:
+    """:data:`LOCAL_RETENTION` for every head."""
+    return torch.full((heads,), LOCAL_RETENTION)
+
+
+#: Gate initialisations that are the defaults with a per-head Transition bias, by name: the
+#: fraction of a cell each head keeps per DAG step at initialisation, ``retention(heads)``.
+RETENTION_INITS = {"multiscale": multiscale_retention, "local": local_retention}
+
+#: Gate initialisations: :data:`INITS` and :data:`RETENTION_INITS`.
+GATE_INITS = INITS + tuple(RETENTION_INITS)
 
 
 def reset_projections(linears, init: str) -> None:
@@ -186,9 +195,8 @@ class PLSTMConv(torch.nn.Module):
         torch.nn.init.ones_(self.norm_weight)
         if self.gate_init == "official":
             self.reset_official_gates()
-        elif self.gate_init in ("multiscale", "local"):
-            retention = (multiscale_retention(self.heads) if self.gate_init == "multiscale"
-                         else torch.full((self.heads,), LOCAL_RETENTION))
+        elif self.gate_init in RETENTION_INITS:
+            retention = RETENTION_INITS[self.gate_init](self.heads)
             with torch.no_grad():
                 self.lin_gate.bias.view(-1, self.heads)[GATE_TERMS.index("transition")].copy_(
                     transition_bias(retention, self.mode, self.transition_scale))
@@ -315,4 +323,4 @@ def _line_edge_nodes(graph: LineGraph) -> tuple[Tensor, Tensor, Tensor]:
 
 
 __all__ = ["GATE_BIAS", "GATE_INITS", "INITIAL_BIAS", "LOCAL_RETENTION", "PLSTMConv",
-           "multiscale_retention", "p_mode_transition"]
+           "RETENTION_INITS", "local_retention", "multiscale_retention", "p_mode_transition"]
