@@ -6,6 +6,7 @@ from torch.nn import Linear
 
 from ..ops.attention import einsum_attention
 from ..ops.attention.tiles import Tiles
+from .local_global import beside, parts
 from .residual_block import ResidualBlock
 
 
@@ -75,7 +76,10 @@ class GraphTransformerBlock(ResidualBlock):
     :func:`~plstm_graph.einsum_attention`, and MLP is Linear(d, ``mlp_ratio`` d) -> GELU ->
     Linear(``mlp_ratio`` d, d). It has the residual layout of
     :class:`~plstm_graph.nn.PLSTMBlock`, so models can swap one for the other; it ignores
-    edges (every pair of nodes in a graph interacts).
+    edges (every pair of nodes in a graph interacts). With a ``local`` layer beside the
+    attention, the first step is ``X + Attn(...) + local(RMSNorm(X))``
+    (:class:`~plstm_graph.nn.local_global.LocalGlobalMixer`): GraphGPS's block (Rampášek et
+    al. 2022), which reads the edges through its local layer.
 
     Args:
         channels (int): feature size d (divisible by ``heads``).
@@ -84,25 +88,38 @@ class GraphTransformerBlock(ResidualBlock):
         dropout (float): dropout on the output of each residual branch while training.
         passes (int): attention cascade, 1, 2 or 3 (see :func:`~plstm_graph.einsum_attention`).
         chunk_size (int): keys per chunk of the 1- and 2-pass cascades.
+        local: a message-passing layer called as ``local(x, edge_index, edge_attr)`` beside the
+            attention, or ``None``.
 
     Shapes:
         - **input:** node features :math:`(N, d)`, batch vector :math:`(N)` (sorted, as in
-          a PyG ``Batch``; ``None`` for a single graph)
+          a PyG ``Batch``; ``None`` for a single graph), and for a ``local`` layer the edges
+          ``edge_index`` :math:`(2, E)` with optional features :math:`(E, D_e)`
         - **output:** :math:`(N, d)`
     """
 
     def __init__(self, channels: int, heads: int = 4, mlp_ratio: int = 4, dropout: float = 0.0,
-                 passes: int = 1, chunk_size: int = 64):
-        super().__init__(GraphAttention(channels, heads, passes, chunk_size), channels,
-                         mlp_ratio, dropout)
+                 passes: int = 1, chunk_size: int = 64, local: torch.nn.Module | None = None):
+        super().__init__(beside(GraphAttention(channels, heads, passes, chunk_size), local),
+                         channels, mlp_ratio, dropout)
         self.reset_parameters()
 
     @property
     def attention(self) -> GraphAttention:
-        return self.mixer
+        return parts(self.mixer)[0]
 
-    def forward(self, x: Tensor, batch: Tensor | None = None, tiles: Tiles | None = None) -> Tensor:
-        return super().forward(x, batch, tiles=tiles)
+    @property
+    def local(self) -> torch.nn.Module | None:
+        return parts(self.mixer)[1]
+
+    def forward(self, x: Tensor, batch: Tensor | None = None, tiles: Tiles | None = None,
+                edge_index: Tensor | None = None, edge_attr: Tensor | None = None) -> Tensor:
+        if self.local is None:
+            return super().forward(x, batch, tiles=tiles)
+        if edge_index is None:
+            raise ValueError("edge_index is required: this block has a local layer")
+        return super().forward(x, batch, tiles=tiles, local_edge_index=edge_index,
+                               local_edge_attr=edge_attr)
 
     def forward_shared(self, x: Tensor, inputs) -> Tensor:
         """:meth:`forward` on a model's batch (a :class:`~plstm_graph.nn.BlockInputs`), with the
@@ -110,7 +127,8 @@ class GraphTransformerBlock(ResidualBlock):
         attention = self.attention
         tiles = inputs.cached(("attention_tiles", attention.passes, attention.chunk_size),
                               lambda: attention.layout(inputs.batch, x.size(0)))
-        return self(x, inputs.batch, tiles=tiles)
+        return self(x, inputs.batch, tiles=tiles, edge_index=inputs.edge_index,
+                    edge_attr=inputs.edge_attr)
 
     def __repr__(self) -> str:
         return repr(self.mixer).replace(type(self.mixer).__name__, type(self).__name__, 1)

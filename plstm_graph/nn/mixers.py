@@ -25,6 +25,12 @@ def gine(channels: int) -> GINEConv:
 LOCAL_LAYERS = {"none": None, "gin": gine}
 
 
+def local_layer(name: str, channels: int) -> GINEConv | None:
+    """The local layer ``name`` of :data:`LOCAL_LAYERS` at width ``channels`` (``None``: none)."""
+    build = LOCAL_LAYERS[name]
+    return None if build is None else build(channels)
+
+
 def paired_layer_plan(num_layers: int) -> list[tuple[str, bool]]:
     """``(mode, reverse)`` of each layer as the official graph code stacks them: blocks of a P-mode
     and a D-mode layer, block ``b`` on the DAG when ``b`` is even and on its reverse when odd
@@ -87,10 +93,9 @@ class PLSTM(ModelSpec):
 
     def init_block(self, hidden, heads, layer, edge_dim):
         mode, reverse = layer
-        local = LOCAL_LAYERS[self.local]
         return PLSTMBlock(hidden, heads=heads, mode=mode, edge_dim=edge_dim, reverse=reverse,
                           gates=self.gates, projections=self.projections,
-                          local=None if local is None else local(hidden))
+                          local=local_layer(self.local, hidden))
 
     def call_block(self, block, x, inputs):
         conv = block.conv
@@ -143,12 +148,23 @@ class GAT(_Conv):
 
 @register_model
 class Attention(ModelSpec):
+    """Graph transformer blocks: softmax attention among each graph's nodes.
+
+    Args:
+        local: ``"none"``, or ``"gin"``: a GINE layer beside every attention layer, summed
+            with it (GraphGPS, Rampášek et al. 2022; the same block as pLSTM's ``local="gin"``).
+    """
+
     name = "attention"
     description = "graph transformer: softmax attention among each graph's nodes (einsum cascade)"
     default_pooling = "mean"
 
+    def __init__(self, local: str = "none"):
+        check_one_of(local, "local", LOCAL_LAYERS)
+        self.local = local
+
     def init_block(self, hidden, heads, layer, edge_dim):
-        return GraphTransformerBlock(hidden, heads=heads)
+        return GraphTransformerBlock(hidden, heads=heads, local=local_layer(self.local, hidden))
 
     def call_block(self, block, x, inputs):
         return block.forward_shared(x, inputs)

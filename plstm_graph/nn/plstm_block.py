@@ -3,7 +3,7 @@ import torch
 from torch import Tensor
 
 from ..graph.line_graph import LineGraph
-from .local_global import LocalGlobalMixer
+from .local_global import beside, parts
 from .plstm_conv import PLSTMConv
 from .residual_block import ResidualBlock
 
@@ -36,16 +36,15 @@ class PLSTMBlock(ResidualBlock):
                  local: torch.nn.Module | None = None, **conv_kwargs):
         conv = PLSTMConv(channels, channels, heads=heads, mode=mode, edge_dim=edge_dim,
                          reverse=reverse, **conv_kwargs)
-        mixer = conv if local is None else LocalGlobalMixer(conv, local)
-        super().__init__(mixer, channels, mlp_ratio, dropout)
+        super().__init__(beside(conv, local), channels, mlp_ratio, dropout)
 
     @property
     def conv(self) -> PLSTMConv:
-        return self.mixer.plstm if isinstance(self.mixer, LocalGlobalMixer) else self.mixer
+        return parts(self.mixer)[0]
 
     @property
     def local(self) -> torch.nn.Module | None:
-        return self.mixer.local if isinstance(self.mixer, LocalGlobalMixer) else None
+        return parts(self.mixer)[1]
 
     def forward(self, x: Tensor, edge_index: Tensor | LineGraph, edge_attr: Tensor | None = None,
                 local_edge_index: Tensor | None = None):
@@ -56,4 +55,5 @@ class PLSTMBlock(ResidualBlock):
                 raise ValueError("local_edge_index is required: this block has a local layer "
                                  "and edge_index is a LineGraph")
             local_edge_index = edge_index
-        return super().forward(x, edge_index, local_edge_index, edge_attr)
+        return super().forward(x, edge_index, edge_attr, local_edge_index=local_edge_index,
+                               local_edge_attr=edge_attr)

@@ -211,21 +211,22 @@ def test_dropout_acts_while_training_only(mixer):
     assert "dropout=0.5" in repr(model) and "dropout" not in repr(plain)
 
 
-def test_plstm_model_with_a_local_layer_trains_both_parts():
+@pytest.mark.parametrize("name", ["plstm", "attention"])
+def test_model_with_a_local_layer_trains_both_parts(name):
     torch.manual_seed(0)
     batch = make_batch(prepare=True)
-    model = GraphModel("plstm", 3, node_channels=5, edge_channels=2, hidden=16, layers=2,
+    model = GraphModel(name, 3, node_channels=5, edge_channels=2, hidden=16, layers=2,
                        heads=2, model_options={"local": "gin"})
-    plain = GraphModel("plstm", 3, node_channels=5, edge_channels=2, hidden=16, layers=2, heads=2)
-    # One GINE (two 16 x 16 linear layers and eps) per block on top of pLSTM's parameters.
+    plain = GraphModel(name, 3, node_channels=5, edge_channels=2, hidden=16, layers=2, heads=2)
+    # One GINE (two 16 x 16 linear layers and eps) per block on top of the global layers'.
     assert count_parameters(model) - count_parameters(plain) == 2 * (2 * (16 * 16 + 16) + 1)
     with_random_head(model)
     model(batch).square().sum().backward()
     for block in model.blocks:
         assert block.local.nn[0].weight.grad.abs().sum() > 0
-        assert block.conv.lin_value.weight.grad.abs().sum() > 0
+        assert block.mixer.global_layer.lin_value.weight.grad.abs().sum() > 0
     weight = model.blocks[0].local.nn[0].weight.detach().clone()
     model.reset_parameters()
     assert not torch.equal(model.blocks[0].local.nn[0].weight, weight)
     with pytest.raises(ValueError, match="local must be one of none, gin"):
-        GraphModel("plstm", 3, node_channels=5, model_options={"local": "gcn"})
+        GraphModel(name, 3, node_channels=5, model_options={"local": "gcn"})
