@@ -108,10 +108,6 @@ class GraphTransformerBlock(ResidualBlock):
     def attention(self) -> GraphAttention:
         return parts(self.mixer)[0]
 
-    @property
-    def local(self) -> torch.nn.Module | None:
-        return parts(self.mixer)[1]
-
     def forward(self, x: Tensor, batch: Tensor | None = None, tiles: Tiles | None = None,
                 edge_index: Tensor | None = None, edge_attr: Tensor | None = None) -> Tensor:
         if self.local is None:

@@ -4,6 +4,7 @@ Each is one :class:`~plstm_graph.nn.registry.ModelSpec`; every block is the same
 residual block (``x + mix(RMSNorm x)``, ``x + MLP(RMSNorm x)``), so only the mixing layer
 differs between the models compared.
 """
+import torch
 from torch_geometric.nn import GATConv, GCNConv, GINEConv
 
 from .conv_block import ConvBlock
@@ -25,7 +26,7 @@ def gine(channels: int) -> GINEConv:
 LOCAL_LAYERS = {"none": None, "gin": gine}
 
 
-def local_layer(name: str, channels: int) -> GINEConv | None:
+def local_layer(name: str, channels: int) -> torch.nn.Module | None:
     """The local layer ``name`` of :data:`LOCAL_LAYERS` at width ``channels`` (``None``: none)."""
     build = LOCAL_LAYERS[name]
     return None if build is None else build(channels)

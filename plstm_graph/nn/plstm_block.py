@@ -42,10 +42,6 @@ class PLSTMBlock(ResidualBlock):
     def conv(self) -> PLSTMConv:
         return parts(self.mixer)[0]
 
-    @property
-    def local(self) -> torch.nn.Module | None:
-        return parts(self.mixer)[1]
-
     def forward(self, x: Tensor, edge_index: Tensor | LineGraph, edge_attr: Tensor | None = None,
                 local_edge_index: Tensor | None = None):
         if self.local is None:

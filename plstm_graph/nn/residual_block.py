@@ -5,6 +5,7 @@ from torch import Tensor
 from torch.nn import GELU, Linear, RMSNorm, Sequential
 
 from ..graph.validation import check_probability
+from .local_global import parts
 
 
 def mlp(channels: int, ratio: int = 4) -> Sequential:
@@ -37,6 +38,12 @@ class ResidualBlock(torch.nn.Module):
         self.mixer, self.dropout = mixer, dropout
         self.norm1, self.norm2 = RMSNorm(channels, eps=1e-5), RMSNorm(channels, eps=1e-5)
         self.mlp = mlp(channels, mlp_ratio)
+
+    @property
+    def local(self) -> torch.nn.Module | None:
+        """The local layer beside the mixing layer (a
+        :class:`~plstm_graph.nn.local_global.LocalGlobalMixer`'s), or ``None``."""
+        return parts(self.mixer)[1]
 
     def reset_parameters(self):
         self.mixer.reset_parameters()
