@@ -101,17 +101,33 @@ def node_schedule_of(inputs: BlockInputs, reverse: bool) -> NodeSchedule:
                                                        inputs.orientation, reverse))
 
 
+#: How DAG-LSTM blocks take the DAG's two directions: ``reverse`` of each block, by name.
+ARRANGEMENTS = {"alternate": lambda num_layers: [layer % 2 == 1 for layer in range(num_layers)],
+                "forward": lambda num_layers: [False] * num_layers}
+
+
 @register_model
 class DAGLSTM(ModelSpec):
-    """:class:`DAGLSTMConv` blocks, alternating the DAG (even blocks) and its reverse (odd
-    blocks), so that after two blocks every node has seen its ancestors and descendants."""
+    """:class:`DAGLSTMConv` blocks.
+
+    Args:
+        arrangement: ``"alternate"``: the DAG (even blocks) and its reverse (odd blocks), so that
+            after two blocks every node has seen its ancestors and descendants; ``"forward"``:
+            every block along the DAG, as Tai et al.'s Tree-LSTM reads a phrase from its
+            subtree (pLSTM's option of the same name).
+    """
 
     name = "dag-lstm"
-    description = "Child-Sum Tree-LSTM on the DAG (Tai et al. 2015), alternating the DAG and its reverse"
+    description = ("Child-Sum Tree-LSTM on the DAG (Tai et al. 2015), by default alternating the DAG "
+                   "and its reverse")
     attention = False
 
+    def __init__(self, arrangement: str = "alternate"):
+        check_one_of(arrangement, "arrangement", ARRANGEMENTS)
+        self.arrangement = arrangement
+
     def layer_plan(self, num_layers):
-        return [layer % 2 == 1 for layer in range(num_layers)]  # reverse?
+        return ARRANGEMENTS[self.arrangement](num_layers)  # reverse? per block
 
     def init_block(self, hidden, heads, layer, edge_dim):
         return ConvBlock(DAGLSTMConv(hidden, hidden, reverse=layer, attention=self.attention), hidden)

@@ -120,6 +120,16 @@ def test_registered_model_alternates_directions(model):
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
 
 
+@pytest.mark.parametrize("model", ["dag-lstm", "dag-lstm-attention"])
+def test_forward_arrangement_runs_every_block_along_the_dag(model):
+    net = GraphModel(model, out_channels=1, node_channels=5, hidden=8, layers=3,
+                     model_options={"arrangement": "forward"})
+    assert [block.conv.reverse for block in net.blocks] == [False, False, False]
+    with pytest.raises(ValueError, match="arrangement"):
+        GraphModel(model, out_channels=1, node_channels=5, hidden=8, layers=3,
+                   model_options={"arrangement": "sideways"})
+
+
 def test_node_level_model_on_given_trees():
     """Leaves -> root trees (SST's direction): one output per node, orientation kept."""
     gen = torch.Generator().manual_seed(4)
