@@ -54,7 +54,7 @@ def test_sentiment_trees_trains_and_prints_sentences_with_root_sentiment(
     assert shown[0][1] == "neutral" and shown[0][2] == "Effective but too-tepid biopic"
 
 
-def test_sentiment_trees_passes_the_arrangement_to_plstm_and_refuses_it_elsewhere(
+def test_sentiment_trees_passes_the_arrangement_to_the_model_and_refuses_a_misfit(
         shared_data, one_thread, tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "run"
     out = run_example("sentiment_trees.py", "--data-root", str(shared_data), "--limit", "8",
@@ -64,10 +64,14 @@ def test_sentiment_trees_passes_the_arrangement_to_plstm_and_refuses_it_elsewher
     assert "plstm on sst (8 training sentences)" in out
     config = json.loads((run_dir / "config.json").read_text())
     assert config["model_options"] == {"arrangement": "paired"} and config["seed"] == 3
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit):  # the DAG-LSTM runs forward or alternate, never paired
         run_example("sentiment_trees.py", "--model", "dag-lstm", "--arrangement", "paired",
                     monkeypatch=monkeypatch, capsys=capsys)
-    assert "--arrangement is a pLSTM option, not one of --model dag-lstm" in capsys.readouterr().err
+    assert "arrangement must be one of alternate, forward; got 'paired'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_example("sentiment_trees.py", "--model", "gin", "--arrangement", "forward",
+                    monkeypatch=monkeypatch, capsys=capsys)
+    assert "do not fit model 'gin'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", ["dag_architectures.py", "sentiment_trees.py"])

@@ -24,9 +24,13 @@ FAMILY_DEFAULTS = {
     "ogb": {"epochs": 30},
     # Chosen on validation splits (README, results on DAGs and trees): sum pooling for enas (pLSTM valid RMSE
     # 0.00312 against 0.00472 with mean); batch 32 at lr 2e-3 for sst (at batch 64 and lr 1e-3
-    # one epoch stayed at the majority class).
+    # one epoch stayed at the majority class). pLSTM on sst: 8 layers, every one from the leaves
+    # to the root (a phrase's label is a function of its subtree; README, round 19), seeds 0-2:
+    # valid root accuracy 43.7 against 41.7 with 4 alternating layers (sst-binary 79.6 / 77.4;
+    # 4 forward layers 42.2 / 77.3, 16 forward layers lower on seed 0).
     "enas": {"epochs": 30, "pooling": "sum"},
-    "sst": {"epochs": 10, "batch_size": 32, "lr": 2e-3},
+    "sst": {"epochs": 10, "batch_size": 32, "lr": 2e-3,
+            "models": {"plstm": {"layers": 8, "model_options": {"arrangement": "forward"}}}},
     "ape": {"epochs": 20, "batch_size": 32},
     "longrange": {"epochs": 30},
 }

@@ -190,6 +190,11 @@ def test_settings_come_from_the_dataset_family_and_are_recorded():
     assert "local" not in TrainConfig(dataset="NCI1", model="plstm", preset="paper").model_options
     assert TrainConfig(dataset="NCI1", model="plstm",
                        model_options={"local": "none"}).model_options == {"local": "none"}
+    for sst in ("sst", "sst-binary"):  # a family's per-model entry
+        tree = TrainConfig(dataset=sst, model="plstm")
+        assert (tree.layers, tree.model_options, tree.lr) == (8, {"arrangement": "forward"}, 2e-3)
+        assert (TrainConfig(dataset=sst, model="dag-lstm").layers,
+                TrainConfig(dataset=sst, model="dag-lstm").model_options) == (4, None)
     assert TrainConfig(dataset="ogbg-molhiv", model="plstm").pooling == "sum"
     assert TrainConfig(dataset="ogbg-molbace", model="plstm").pooling == "mean"
     assert TrainConfig(dataset="ogbg-molfreesolv", model="plstm").pooling == "sum"
