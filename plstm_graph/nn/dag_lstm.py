@@ -8,6 +8,7 @@ from ..graph.orientation import ORIENTATIONS
 from ..graph.validation import check_one_of, check_positive_int
 from ..ops.dag_rnn import BACKENDS, dag_lstm
 from .conv_block import ConvBlock
+from .mixers import ARRANGEMENTS as PLSTM_ARRANGEMENTS
 from .registry import BlockInputs, ModelSpec, register_model
 
 
@@ -101,9 +102,9 @@ def node_schedule_of(inputs: BlockInputs, reverse: bool) -> NodeSchedule:
                                                        inputs.orientation, reverse))
 
 
-#: How DAG-LSTM blocks take the DAG's two directions: ``reverse`` of each block, by name.
-ARRANGEMENTS = {"alternate": lambda num_layers: [layer % 2 == 1 for layer in range(num_layers)],
-                "forward": lambda num_layers: [False] * num_layers}
+#: The DAG-LSTM's arrangements: the direction of each block as in pLSTM's plan of the same
+#: name (:data:`~plstm_graph.nn.mixers.ARRANGEMENTS`; the DAG-LSTM has no modes to pair).
+ARRANGEMENTS = ("alternate", "forward")
 
 
 @register_model
@@ -127,7 +128,7 @@ class DAGLSTM(ModelSpec):
         self.arrangement = arrangement
 
     def layer_plan(self, num_layers):
-        return ARRANGEMENTS[self.arrangement](num_layers)  # reverse? per block
+        return [reverse for _, reverse in PLSTM_ARRANGEMENTS[self.arrangement](num_layers)]
 
     def init_block(self, hidden, heads, layer, edge_dim):
         return ConvBlock(DAGLSTMConv(hidden, hidden, reverse=layer, attention=self.attention), hidden)
