@@ -4,16 +4,19 @@ Each test forks the test process (fork is instant; a fresh interpreter would spe
 test importing torch) into its own process group, so that every process it starts, pool workers
 included, can be found in /proc after it is killed, and ended by the test if it outlives it.
 """
+import io
 import multiprocessing
 import os
 import random
 import signal
+import threading
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from tqdm import tqdm
 
 from plstm_graph.data import featurize as featurize_module
 from plstm_graph.data import get_dataset, rebuild_ogb
@@ -45,9 +48,22 @@ def wait_for(condition, timeout: float) -> bool:
     return True
 
 
+def own_tqdm_lock() -> None:
+    """Give this forked process a tqdm write lock of its own. tqdm's default lock holds a
+    multiprocessing RLock that a forked child shares with its parent: a child killed while it
+    draws a bar (ogb's processing does) leaves that lock held, and the test process then waits
+    for it forever at its next bar."""
+    lock, classes = threading.RLock(), [tqdm]
+    while classes:  # ogb's tqdm.auto bars are a subclass, which may hold its own lock
+        cls = classes.pop()
+        cls.set_lock(lock)
+        classes.extend(cls.__subclasses__())
+
+
 def start_in_own_group(target, *args) -> multiprocessing.Process:
     def main():
         os.setpgid(0, 0)
+        own_tqdm_lock()
         torch.set_num_threads(1)  # no OpenMP pool in a forked child
         target(*args)
 
@@ -84,6 +100,24 @@ def test_pool_workers_exit_with_their_parent(shared_data, sig):
     process = start_in_own_group(featurize_forever, smiles)
     assert wait_for(lambda: len(group_members(process.pid)) >= 3, 20), "the pool did not start"
     kill_and_check_nothing_is_left(process, sig)
+
+
+def hold_tqdm_lock_forever(holding):
+    tqdm.get_lock().acquire()
+    holding.set()
+    time.sleep(60)
+
+
+def test_a_child_killed_inside_a_progress_bar_does_not_block_the_parent():
+    tqdm.get_lock()  # created before the fork, as after any earlier bar, so the child shares it
+    holding = multiprocessing.get_context("fork").Event()
+    process = start_in_own_group(hold_tqdm_lock_forever, holding)
+    assert holding.wait(10), "the child did not take its lock"
+    kill_and_check_nothing_is_left(process, signal.SIGKILL)
+    bar = threading.Thread(target=lambda: tqdm(range(2), file=io.StringIO()).close(), daemon=True)
+    bar.start()
+    bar.join(10)
+    assert not bar.is_alive(), "a bar in the test process waits for the killed child's lock"
 
 
 @pytest.mark.slow
