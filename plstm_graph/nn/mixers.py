@@ -2,13 +2,17 @@
 
 Each is one :class:`~plstm_graph.nn.registry.ModelSpec`; every block is the same pre-norm
 residual block (``x + mix(RMSNorm x)``, ``x + MLP(RMSNorm x)``), so only the mixing layer
-differs between the models compared.
+differs between the models compared. GIN, GCN and GAT also come as the plain stacks of the
+pLSTM paper's baselines (``block="plain"``).
 """
+from typing import ClassVar
+
 import torch
 from torch_geometric.nn import GATConv, GCNConv, GINEConv
 
 from .conv_block import ConvBlock
 from .graph_transformer import GraphTransformerBlock
+from .plain_block import PlainConvBlock, classic_gin
 from .plstm_block import PLSTMBlock, plstm_layer_plan
 from .plstm_conv import GATE_INITS, INITS
 from ..graph.validation import check_one_of
@@ -104,15 +108,34 @@ class PLSTM(ModelSpec):
                      local_edge_index=inputs.edge_index)
 
 
+#: How a baseline stacks its layers: this library's residual block, or the classic papers' plain
+#: stack (the pLSTM paper's baselines).
+CONV_BLOCKS = ("residual", "plain")
+
+
 class _Conv(ModelSpec):
-    """A torch_geometric message-passing layer in a :class:`~plstm_graph.nn.ConvBlock`."""
+    """A torch_geometric message-passing layer in a :class:`~plstm_graph.nn.ConvBlock`
+    (``block="residual"``), or stacked plainly, ``ReLU(conv(x))``, as the pLSTM paper's official
+    baselines are (``block="plain"``: :class:`~plstm_graph.nn.plain_block.PlainConvBlock`, no
+    edge features)."""
+
+    #: a BatchNorm between the layer and the ReLU in the plain stack.
+    plain_batch_norm: ClassVar[bool] = False
+
+    def __init__(self, block: str = "residual"):
+        check_one_of(block, "block", CONV_BLOCKS)
+        self.block = block
+        if block == "plain":  # the official baselines read node features only
+            self.supports_edge_attr = False
 
     def init_conv(self, hidden, heads, edge_dim):
         raise NotImplementedError
 
     def init_block(self, hidden, heads, layer, edge_dim):
-        return ConvBlock(self.init_conv(hidden, heads, edge_dim), hidden,
-                         uses_edge_attr=self.supports_edge_attr)
+        conv = self.init_conv(hidden, heads, edge_dim)
+        if self.block == "plain":
+            return PlainConvBlock(conv, hidden, batch_norm=self.plain_batch_norm)
+        return ConvBlock(conv, hidden, uses_edge_attr=self.supports_edge_attr)
 
     def call_block(self, block, x, inputs):
         return block(x, inputs.edge_index, inputs.edge_attr)
@@ -123,9 +146,10 @@ class GIN(_Conv):
     name = "gin"
     description = "GINE (GIN with edge features), Xu et al. 2019 / Hu et al. 2020"
     supports_edge_attr = True
+    plain_batch_norm = True
 
     def init_conv(self, hidden, heads, edge_dim):
-        return gine(hidden)
+        return classic_gin(hidden) if self.block == "plain" else gine(hidden)
 
 
 @register_model

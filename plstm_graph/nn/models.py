@@ -16,7 +16,8 @@ POOLINGS = {"mean": global_mean_pool, "sum": global_add_pool, "max": global_max_
 #: One output row per graph or per node (a dataset's ``task_level``).
 TASK_LEVELS = ("graph", "node")
 #: GraphModel's own options, which ``model_options`` may carry beside the mixer's.
-MODEL_OPTIONS = {"head": ("linear", "mlp"), "edge_features": ("encoded", "ends")}
+MODEL_OPTIONS = {"head": ("linear", "mlp", "per-layer"), "edge_features": ("encoded", "ends"),
+                 "degree": ("sinusoidal", "none")}
 
 
 def split_model_options(options: dict | None) -> tuple[dict, dict]:
@@ -33,7 +34,8 @@ class GraphModel(torch.nn.Module):
     r"""A graph- or node-level predictor made of
 
     1. an input encoder (OGB ``AtomEncoder`` / ``BondEncoder``, linear layers for float features,
-       or a token embedding) plus a sinusoidal encoding of each node's neighbour count;
+       or a token embedding) plus a sinusoidal encoding of each node's neighbour count
+       (``degree="none"``: without it, as the pLSTM paper's baselines);
     2. edge features: the encoded input edge features, or :math:`(x_u + x_v) / 2` of the encoded
        node features when the dataset has none or ``edge_features="ends"`` (SPEC section 6);
     3. ``layers`` blocks of the registered model ``model`` (see
@@ -42,7 +44,9 @@ class GraphModel(torch.nn.Module):
     4. a final RMSNorm and, for graph-level tasks, mean or sum pooling per graph; a linear head,
        initialised to zero so that training starts from the mean prediction (``head="mlp"``:
        no final norm, and Linear -> ReLU -> Linear with PyTorch's default initialisation, the
-       official pLSTM graph code's head).
+       official pLSTM graph code's head). ``head="per-layer"``: no final norm, and one linear
+       layer per block output and for the encoded input, each applied to its own pooled
+       features, summed: GIN's read-out (Xu et al. 2019), as the pLSTM paper's GIN reads out.
        Regression outputs are rescaled by ``target_std`` and shifted by ``target_mean`` (see
        :meth:`set_target_scale`), so predictions are in the units of the targets.
     5. with ``dropout > 0``, dropout while training on the encoded node features (before the
@@ -68,10 +72,11 @@ class GraphModel(torch.nn.Module):
         orientation: ``"index"`` (undirected data oriented lower -> higher index) or ``"given"``.
         model_options: keyword options of the model's spec (e.g. ``{"arrangement": "paired"}``
             for pLSTM); it may also carry ``head`` and ``edge_features``.
-        head: ``"linear"`` or ``"mlp"`` (see 4.).
+        head: ``"linear"``, ``"mlp"`` or ``"per-layer"`` (see 4.).
         edge_features: ``"encoded"`` (the dataset's edge features, when it has any) or
             ``"ends"`` (:math:`(x_u + x_v) / 2` always: the official pLSTM graph code leaves bond
             labels unused).
+        degree: ``"sinusoidal"`` (see 1.) or ``"none"``.
         dropout: probability of zeroing a feature of the encoded nodes and of the head's input
             while training (see 5.; default 0).
 
@@ -87,11 +92,13 @@ class GraphModel(torch.nn.Module):
                  layers: int = 4, heads: int = 4, pooling: str | None = None,
                  task_level: str = "graph", orientation: str = "index",
                  model_options: dict | None = None, head: str = "linear",
-                 edge_features: str = "encoded", dropout: float = 0.0):
+                 edge_features: str = "encoded", dropout: float = 0.0,
+                 degree: str = "sinusoidal"):
         super().__init__()
         own, spec_options = split_model_options(
-            {"head": head, "edge_features": edge_features, **(model_options or {})})
-        head, edge_features = own["head"], own["edge_features"]
+            {"head": head, "edge_features": edge_features, "degree": degree,
+             **(model_options or {})})
+        head, edge_features, degree = own["head"], own["edge_features"], own["degree"]
         self.spec = get_model(model, **spec_options)
         pooling = pooling or self.spec.default_pooling
         check_one_of(pooling, "pooling", POOLINGS)
@@ -112,7 +119,7 @@ class GraphModel(torch.nn.Module):
         self.node_encoder = FeatureEncoder(hidden, features, node_channels, kind="node")
         self.edge_encoder = (FeatureEncoder(hidden, features, edge_channels, kind="edge")
                              if edge_channels and edge_features == "encoded" else None)
-        self.degree_encoding = DegreeEncoding(hidden)
+        self.degree_encoding = DegreeEncoding(hidden) if degree == "sinusoidal" else None
         self.extra = self.spec.init_extra(hidden)
         self.plan = self.spec.layer_plan(layers)
         edge_dim = hidden if self.spec.supports_edge_attr else None
@@ -122,6 +129,9 @@ class GraphModel(torch.nn.Module):
         if head == "mlp":
             self.norm = Identity()
             self.head = Sequential(Linear(hidden, hidden), ReLU(), Linear(hidden, out_channels))
+        elif head == "per-layer":
+            self.norm = Identity()
+            self.head = ModuleList(Linear(hidden, out_channels) for _ in range(layers + 1))
         else:
             self.norm = RMSNorm(hidden, eps=1e-5)
             self.head = Linear(hidden, out_channels)
@@ -130,9 +140,10 @@ class GraphModel(torch.nn.Module):
         self._reset_head()
 
     def _reset_head(self):
-        if self.head_kind == "mlp":  # the official code's head, as PyTorch initialises it
-            for layer in (self.head[0], self.head[2]):
-                layer.reset_parameters()
+        if self.head_kind != "linear":  # the official code's heads, as PyTorch initialises them
+            for layer in self.head:
+                if isinstance(layer, Linear):
+                    layer.reset_parameters()
             return
         # A zero head starts every prediction at the training mean (uniform class scores): with
         # sum pooling a random head's output grows with graph size and the first epochs are
@@ -164,7 +175,9 @@ class GraphModel(torch.nn.Module):
     def encode(self, data) -> tuple[Tensor, Tensor]:
         """Encoded node features ``[N, hidden]`` and edge features ``[E, hidden]`` (input edge
         order)."""
-        x = self.node_encoder(data.x) + self.degree_encoding(data.edge_index, data.num_nodes)
+        x = self.node_encoder(data.x)
+        if self.degree_encoding is not None:
+            x = x + self.degree_encoding(data.edge_index, data.num_nodes)
         if self.edge_encoder is not None:
             edge_attr = getattr(data, "edge_attr", None)
             if edge_attr is None:
@@ -183,15 +196,25 @@ class GraphModel(torch.nn.Module):
             x.new_zeros(x.size(0), dtype=torch.long)
         inputs = BlockInputs(data, edge_attr, batch, self.orientation)
         x = self.spec.encode(self.extra, F.dropout(x, self.dropout, self.training), inputs)
+        outputs = [x]
         for block in self.blocks:
             x = self.spec.call_block(block, x, inputs)
+            outputs.append(x)
+        if self.head_kind == "per-layer":
+            out = sum(head(self.read_out(h, inputs)) for head, h in zip(self.head, outputs))
+        else:
+            out = self.head(self.read_out(x, inputs))
+        return out * self.target_std + self.target_mean
+
+    def read_out(self, x: Tensor, inputs: BlockInputs) -> Tensor:
+        """What the head reads from node features ``x``: normed, pooled per graph for
+        graph-level tasks, and dropped out while training."""
         x = self.norm(x)
         if self.task_level == "graph":
             pooled = self.spec.pool(x, inputs)
             x = pooled if pooled is not None else \
-                POOLINGS[self.pooling](x, batch, size=inputs.num_graphs)
-        x = F.dropout(x, self.dropout, self.training)
-        return self.head(x) * self.target_std + self.target_mean
+                POOLINGS[self.pooling](x, inputs.batch, size=inputs.num_graphs)
+        return F.dropout(x, self.dropout, self.training)
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.model!r}, out_channels={self.out_channels}, "
@@ -199,6 +222,7 @@ class GraphModel(torch.nn.Module):
                 f"pooling={self.pooling!r}"
                 f"{', task_level=' + repr(self.task_level) if self.task_level != 'graph' else ''}"
                 f"{', head=' + repr(self.head_kind) if self.head_kind != 'linear' else ''}"
+                f"{', degree=' + repr('none') if self.degree_encoding is None else ''}"
                 f"{', dropout=' + repr(self.dropout) if self.dropout else ''})")
 
 

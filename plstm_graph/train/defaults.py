@@ -65,9 +65,13 @@ PRESETS = {
     # (4 layers: P, D on the DAG, then P, D on its reverse) of width 96 with 4 heads, the official
     # layer (gates, biased small-init projections without 1/sqrt(K)), edge features (x_u + x_v) / 2
     # (bond labels unused), mean pooling and a Linear-ReLU-Linear head: 469,602 parameters on
-    # MUTAG, as the official code. Baselines 4 layers of width 128 with sum pooling; AdamW 1e-3,
-    # weight decay 0.01, 5 warm-up epochs, clip 1.0, 100 epochs, batch 64 (the official pLSTM
-    # run accumulates 64 graphs of batch 1: the same mean gradient, the norms being per node).
+    # MUTAG, as the official code. Baselines as the official code's (plstm_graph/src/models):
+    # 4 plain layers of width 128 (GIN: GINConv with a Linear-BN-ReLU-Linear MLP and eps 0, then
+    # BN, ReLU, and a linear read-out of every layer's pooled features, summed; GCN, GAT with one
+    # head: conv then ReLU, and a Linear-ReLU-Linear head), node features only (``ends`` builds
+    # no bond encoder, which the plain layers would not read), no degree encoding, sum pooling. AdamW 1e-3, weight decay 0.01, 5 warm-up epochs, clip 1.0, 100
+    # epochs, batch 64 (the official pLSTM run accumulates 64 graphs of batch 1: the same mean
+    # gradient, the norms being per node).
     "paper": {
         "*": {"epochs": 100, "lr": 1e-3, "weight_decay": 0.01, "warmup_epochs": 5.0,
               "clip": 1.0, "batch_size": 64},
@@ -75,9 +79,15 @@ PRESETS = {
                   "model_options": {"arrangement": "paired", "gates": "official",
                                     "projections": "official", "head": "mlp",
                                     "edge_features": "ends"}},
-        "gin": {"hidden": 128, "layers": 4, "pooling": "sum"},
-        "gcn": {"hidden": 128, "layers": 4, "pooling": "sum"},
-        "gat": {"hidden": 128, "layers": 4, "heads": 1, "pooling": "sum"},
+        "gin": {"hidden": 128, "layers": 4, "pooling": "sum",
+                "model_options": {"block": "plain", "head": "per-layer", "degree": "none",
+                                  "edge_features": "ends"}},
+        "gcn": {"hidden": 128, "layers": 4, "pooling": "sum",
+                "model_options": {"block": "plain", "head": "mlp", "degree": "none",
+                                  "edge_features": "ends"}},
+        "gat": {"hidden": 128, "layers": 4, "heads": 1, "pooling": "sum",
+                "model_options": {"block": "plain", "head": "mlp", "degree": "none",
+                                  "edge_features": "ends"}},
         "attention": {"hidden": 128, "layers": 4, "heads": 4},
     },
 }

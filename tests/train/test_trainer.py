@@ -32,11 +32,19 @@ def strip_time(rows):
     return [{k: v for k, v in row.items() if k != "train_seconds"} for row in rows]
 
 
-@pytest.mark.parametrize("model,task", [("plstm", "binary classification"), ("gin", "regression")])
-def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path, model, task, make_toy):
+#: The pLSTM paper's GIN (``--preset paper``): batch norms, whose running statistics a resumed
+#: run must restore too, and a read-out per layer.
+PAPER_GIN = {"block": "plain", "head": "per-layer", "degree": "none", "edge_features": "ends"}
+
+
+@pytest.mark.parametrize("model,task,options", [("plstm", "binary classification", None),
+                                                ("gin", "regression", None),
+                                                ("gin", "binary classification", PAPER_GIN)])
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path, model, task, options,
+                                                            make_toy):
     spec = make_toy(task)
     config = TrainConfig(dataset="toy", model=model, epochs=4, batch_size=8, hidden=16,
-                         layers=2, heads=2, warmup_epochs=1)
+                         layers=2, heads=2, warmup_epochs=1, model_options=options)
     full = run_training(config, tmp_path / "full", progress=False, spec=spec)
 
     with pytest.raises(KeyboardInterrupt):
@@ -203,6 +211,7 @@ def test_settings_come_from_the_dataset_family_and_are_recorded():
     assert TrainConfig(dataset="MUTAG", epochs=20, warmup_epochs=3.0).warmup_epochs == 3.0
     paper = TrainConfig(dataset="MUTAG", model="gin", preset="paper")
     assert (paper.hidden, paper.layers, paper.pooling) == (128, 4, "sum")
+    assert paper.model_options == PAPER_GIN  # tests/nn/test_paper_baselines.py checks the model
     assert TrainConfig.from_dict(paper.to_dict()) == paper
     with pytest.raises(ValueError, match="preset must be one of paper"):
         TrainConfig(preset="fast")
