@@ -71,7 +71,7 @@ class GraphModel(torch.nn.Module):
         task_level: ``"graph"`` (one output row per graph) or ``"node"`` (one per node).
         orientation: ``"index"`` (undirected data oriented lower -> higher index) or ``"given"``.
         model_options: keyword options of the model's spec (e.g. ``{"arrangement": "paired"}``
-            for pLSTM); it may also carry ``head`` and ``edge_features``.
+            for pLSTM); it may also carry ``head``, ``edge_features`` and ``degree``.
         head: ``"linear"``, ``"mlp"`` or ``"per-layer"`` (see 4.).
         edge_features: ``"encoded"`` (the dataset's edge features, when it has any) or
             ``"ends"`` (:math:`(x_u + x_v) / 2` always: the official pLSTM graph code leaves bond
