@@ -19,22 +19,22 @@ class PlainConvBlock(torch.nn.Module):
     code (ml-jku/plstm_experiments ``plstm_graph/src/models``; SPEC section 6), where
     :class:`~plstm_graph.nn.ConvBlock` puts every model in the same residual block.
 
+    Like those baselines it reads node features only: ``edge_attr`` is taken, so that it is
+    called as a :class:`~plstm_graph.nn.ConvBlock` is, and ignored.
+
     Args:
-        conv: a layer called as ``conv(x, edge_index)``, or ``conv(x, edge_index, edge_attr)``
-            when ``uses_edge_attr``, mapping ``channels`` to ``channels``.
+        conv: a layer called as ``conv(x, edge_index)``, mapping ``channels`` to ``channels``.
         channels: feature size.
         batch_norm: a ``BatchNorm1d`` between the layer and the ReLU.
-        uses_edge_attr: pass edge features to ``conv``.
 
     Shapes:
-        - **input:** :math:`(N, F)`, ``edge_index`` :math:`(2, E)`, optional :math:`(E, D_e)`
+        - **input:** :math:`(N, F)`, ``edge_index`` :math:`(2, E)`
         - **output:** :math:`(N, F)`
     """
 
-    def __init__(self, conv: torch.nn.Module, channels: int, batch_norm: bool = False,
-                 uses_edge_attr: bool = False):
+    def __init__(self, conv: torch.nn.Module, channels: int, batch_norm: bool = False):
         super().__init__()
-        self.conv, self.uses_edge_attr = conv, uses_edge_attr
+        self.conv = conv
         self.norm = BatchNorm1d(channels) if batch_norm else None
 
     def reset_parameters(self):
@@ -43,7 +43,7 @@ class PlainConvBlock(torch.nn.Module):
             self.norm.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None = None) -> Tensor:
-        x = self.conv(x, edge_index, edge_attr) if self.uses_edge_attr else self.conv(x, edge_index)
+        x = self.conv(x, edge_index)
         if self.norm is not None:
             x = self.norm(x)
         return x.relu()

@@ -59,6 +59,9 @@ DATASET_DEFAULTS = {
     "ogbg-molfreesolv": {"models": {"plstm": {"pooling": "sum"}}},
 }
 
+#: The model options every baseline of the pLSTM paper shares (its head differs).
+_PAPER_BASELINE = {"block": "plain", "degree": "none", "edge_features": "ends"}
+
 #: Named presets: ``PRESETS[name][model]`` (``"*"`` for every model).
 PRESETS = {
     # The pLSTM paper's graph settings (SPEC section 6, from the official code): pLSTM 2 blocks
@@ -69,9 +72,10 @@ PRESETS = {
     # 4 plain layers of width 128 (GIN: GINConv with a Linear-BN-ReLU-Linear MLP and eps 0, then
     # BN, ReLU, and a linear read-out of every layer's pooled features, summed; GCN, GAT with one
     # head: conv then ReLU, and a Linear-ReLU-Linear head), node features only (``ends`` builds
-    # no bond encoder, which the plain layers would not read), no degree encoding, sum pooling. AdamW 1e-3, weight decay 0.01, 5 warm-up epochs, clip 1.0, 100
-    # epochs, batch 64 (the official pLSTM run accumulates 64 graphs of batch 1: the same mean
-    # gradient, the norms being per node).
+    # no bond encoder, which the plain layers would not read), no degree encoding, sum pooling.
+    # AdamW 1e-3, weight decay 0.01, 5 warm-up epochs, clip 1.0, 100 epochs, batch 64 (the
+    # official pLSTM run accumulates 64 graphs of batch 1: the same mean gradient, the norms
+    # being per node).
     "paper": {
         "*": {"epochs": 100, "lr": 1e-3, "weight_decay": 0.01, "warmup_epochs": 5.0,
               "clip": 1.0, "batch_size": 64},
@@ -80,14 +84,11 @@ PRESETS = {
                                     "projections": "official", "head": "mlp",
                                     "edge_features": "ends"}},
         "gin": {"hidden": 128, "layers": 4, "pooling": "sum",
-                "model_options": {"block": "plain", "head": "per-layer", "degree": "none",
-                                  "edge_features": "ends"}},
+                "model_options": {**_PAPER_BASELINE, "head": "per-layer"}},
         "gcn": {"hidden": 128, "layers": 4, "pooling": "sum",
-                "model_options": {"block": "plain", "head": "mlp", "degree": "none",
-                                  "edge_features": "ends"}},
+                "model_options": {**_PAPER_BASELINE, "head": "mlp"}},
         "gat": {"hidden": 128, "layers": 4, "heads": 1, "pooling": "sum",
-                "model_options": {"block": "plain", "head": "mlp", "degree": "none",
-                                  "edge_features": "ends"}},
+                "model_options": {**_PAPER_BASELINE, "head": "mlp"}},
         "attention": {"hidden": 128, "layers": 4, "heads": 4},
     },
 }

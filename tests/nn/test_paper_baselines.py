@@ -6,8 +6,7 @@ from torch_geometric.data import Batch
 from torch_geometric.datasets import FakeDataset
 from torch_geometric.nn import GATConv, GCNConv, GINConv, global_add_pool
 
-from plstm_graph.nn import GraphModel, count_parameters
-from plstm_graph.nn import PlainConvBlock
+from plstm_graph.nn import GraphModel, PlainConvBlock, count_parameters
 from plstm_graph.train import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
