@@ -16,6 +16,7 @@ from .plain_block import PlainConvBlock, classic_gin
 from .plstm_block import PLSTMBlock, plstm_layer_plan
 from .plstm_conv import GATE_INITS, INITS
 from ..graph.validation import check_one_of
+from ..ops.plstm.gates import P_MODE_GROUPS
 from .registry import ModelSpec, register_model
 from .residual_block import mlp
 
@@ -71,6 +72,8 @@ class PLSTM(ModelSpec):
             :meth:`~plstm_graph.PLSTMConv.reset_official_gates`).
         projections: ``"default"`` or ``"official"`` (q, k, v and output projections with
             biases and small init, no :math:`1/\sqrt{K}`; see :class:`~plstm_graph.PLSTMConv`).
+        p_mode_over: ``"successors"`` (paper Eq. 9) or ``"predecessors"`` (the official graph
+            code's): the line edges P-mode's Transition normalisation sums over.
         local: ``"none"``, or ``"gin"``: a GINE layer beside every pLSTM layer, summed with it
             (GraphGPS's block with pLSTM as the global part:
             :class:`~plstm_graph.nn.local_global.LocalGlobalMixer`).
@@ -82,13 +85,15 @@ class PLSTM(ModelSpec):
     default_pooling = "mean"  # the pLSTM paper pools pLSTM by mean, baselines by sum
 
     def __init__(self, arrangement: str = "alternate", gates: str = "default",
-                 projections: str = "default", local: str = "none"):
+                 projections: str = "default", p_mode_over: str = "successors",
+                 local: str = "none"):
         check_one_of(arrangement, "arrangement", ARRANGEMENTS)
         check_one_of(gates, "gates", GATE_INITS)
         check_one_of(projections, "projections", INITS)
+        check_one_of(p_mode_over, "p_mode_over", P_MODE_GROUPS)
         check_one_of(local, "local", LOCAL_LAYERS)
         self.arrangement, self.gates, self.projections = arrangement, gates, projections
-        self.local = local
+        self.p_mode_over, self.local = p_mode_over, local
 
     def layer_plan(self, num_layers):
         return ARRANGEMENTS[self.arrangement](num_layers)
@@ -100,6 +105,7 @@ class PLSTM(ModelSpec):
         mode, reverse = layer
         return PLSTMBlock(hidden, heads=heads, mode=mode, edge_dim=edge_dim, reverse=reverse,
                           gates=self.gates, projections=self.projections,
+                          p_mode_over=self.p_mode_over,
                           local=local_layer(self.local, hidden))
 
     def call_block(self, block, x, inputs):

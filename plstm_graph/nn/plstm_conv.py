@@ -10,8 +10,8 @@ from ..graph.line_graph import MODES, LineGraph
 from ..graph.prepare import prepare_dag
 from ..graph.validation import check_one_of, check_positive_int, check_shape
 from ..ops.plstm import BACKENDS, plstm
-from ..ops.plstm.gates import (TRANSITION_SCALE, p_mode_transition, transition_bias,
-                               transition_gate)
+from ..ops.plstm.gates import (P_MODE_GROUPS, TRANSITION_SCALE, p_mode_transition,
+                               transition_bias, transition_gate)
 from ..ops.rms_norm import rms_norm
 
 #: Initial gate biases. Direct starts at sigmoid(-5) ~ 0.007 as in the paper; Source and Mark
@@ -128,6 +128,10 @@ class PLSTMConv(torch.nn.Module):
             official graph code's: with biases, weights
             :math:`\mathcal N(0, 2 / (5\, \text{fan\_in}))` ("small init"), biases 0, no
             :math:`\sqrt{K}`).
+        p_mode_over: the line edges P-mode's normalisation sums over: ``"successors"`` (those
+            leaving a line node, paper Eq. 9 above) or ``"predecessors"`` (those entering it,
+            :math:`\sum_{e' \to e} |T_{e' \to e}| < 1`: the official graph code's; see
+            :mod:`~plstm_graph.ops.plstm.gates`). D-mode ignores it.
 
     Shapes:
         - **input:** node features :math:`(N, F_{in})`; ``edge_index`` :math:`(2, E_{in})` or a
@@ -141,7 +145,7 @@ class PLSTMConv(torch.nn.Module):
                  value_dim: int | None = None, reverse: bool = False, orientation: str = "index",
                  backend: str = "auto", recompute: bool = False,
                  transition_scale: float | None = None, gates: str = "default",
-                 projections: str = "default"):
+                 projections: str = "default", p_mode_over: str = "successors"):
         super().__init__()
         check_positive_int(in_channels, "in_channels")
         check_positive_int(out_channels, "out_channels")
@@ -150,6 +154,7 @@ class PLSTMConv(torch.nn.Module):
         check_one_of(backend, "backend", BACKENDS)
         check_one_of(gates, "gates", GATE_INITS)
         check_one_of(projections, "projections", INITS)
+        check_one_of(p_mode_over, "p_mode_over", P_MODE_GROUPS)
         if edge_dim is not None:
             check_positive_int(edge_dim, "edge_dim")
         if value_dim is None:
@@ -164,6 +169,7 @@ class PLSTMConv(torch.nn.Module):
         self.orientation, self.backend, self.recompute = orientation, backend, recompute
         self.key_dim, self.value_dim = key_dim, value_dim
         self.gate_init, self.projection_init = gates, projections
+        self.p_mode_over = p_mode_over
         self.transition_scale = TRANSITION_SCALE[mode] if transition_scale is None else transition_scale
         # q is divided by this (sqrt(K) as in attention; the official graph layers do not scale).
         self.query_divisor = 1.0 if projections == "official" else math.sqrt(key_dim)
@@ -292,7 +298,7 @@ class PLSTMConv(torch.nn.Module):
             source, mark = source + edge_terms[0], mark + edge_terms[1]
             transition = (transition + edge_terms[2].index_select(0, e_in)
                           + edge_terms[3].index_select(0, e_out))
-        transition = transition_gate(self.transition_scale * transition, graph)
+        transition = transition_gate(self.transition_scale * transition, graph, self.p_mode_over)
         return source.sigmoid(), transition, mark.sigmoid(), direct.sigmoid()
 
     def forward(self, x: Tensor, edge_index, edge_attr: Tensor | None = None) -> Tensor:
@@ -311,7 +317,8 @@ class PLSTMConv(torch.nn.Module):
                 f"heads={self.heads}, mode={self.mode!r}, edge_dim={self.edge_dim}"
                 f"{', reverse=True' if self.reverse else ''}"
                 f"{', gates=' + repr(self.gate_init) if self.gate_init != 'default' else ''}"
-                f"{', projections=' + repr(self.projection_init) if self.projection_init != 'default' else ''})")
+                f"{', projections=' + repr(self.projection_init) if self.projection_init != 'default' else ''}"
+                f"{', p_mode_over=' + repr(self.p_mode_over) if self.p_mode_over != 'successors' else ''})")
 
 
 def _line_edge_nodes(graph: LineGraph) -> tuple[Tensor, Tensor, Tensor]:

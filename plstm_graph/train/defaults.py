@@ -66,7 +66,8 @@ _PAPER_BASELINE = {"block": "plain", "degree": "none", "edge_features": "ends"}
 PRESETS = {
     # The pLSTM paper's graph settings (SPEC section 6, from the official code): pLSTM 2 blocks
     # (4 layers: P, D on the DAG, then P, D on its reverse) of width 96 with 4 heads, the official
-    # layer (gates, biased small-init projections without 1/sqrt(K)), edge features (x_u + x_v) / 2
+    # layer (gates, biased small-init projections without 1/sqrt(K), P-mode normalised over the
+    # transitions into each line node; before round 22: out of it), edge features (x_u + x_v) / 2
     # (bond labels unused), mean pooling and a Linear-ReLU-Linear head: 469,602 parameters on
     # MUTAG, as the official code. Baselines as the official code's (plstm_graph/src/models):
     # 4 plain layers of width 128 (GIN: GINConv with a Linear-BN-ReLU-Linear MLP and eps 0, then
@@ -81,8 +82,8 @@ PRESETS = {
               "clip": 1.0, "batch_size": 64},
         "plstm": {"hidden": 96, "layers": 4, "heads": 4, "pooling": "mean",
                   "model_options": {"arrangement": "paired", "gates": "official",
-                                    "projections": "official", "head": "mlp",
-                                    "edge_features": "ends"}},
+                                    "projections": "official", "p_mode_over": "predecessors",
+                                    "head": "mlp", "edge_features": "ends"}},
         "gin": {"hidden": 128, "layers": 4, "pooling": "sum",
                 "model_options": {**_PAPER_BASELINE, "head": "per-layer"}},
         "gcn": {"hidden": 128, "layers": 4, "pooling": "sum",

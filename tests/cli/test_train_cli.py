@@ -296,8 +296,8 @@ def test_a_model_option_keeps_the_presets_other_options():
     from plstm_graph.train import TrainConfig
     config = TrainConfig(dataset="MUTAG", preset="paper", model_options={"gates": "default"})
     assert config.model_options == {"arrangement": "paired", "gates": "default",
-                                    "projections": "official", "head": "mlp",
-                                    "edge_features": "ends"}
+                                    "projections": "official", "p_mode_over": "predecessors",
+                                    "head": "mlp", "edge_features": "ends"}
     assert TrainConfig.from_dict(config.to_dict()) == config
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import plstm_graph as pg
+from plstm_graph.nn import GraphModel
 from plstm_graph.ops.plstm.gates import p_mode_transition
 from plstm_graph.testing import RING_SMILES, molecule
 
@@ -110,21 +111,46 @@ def test_official_projections():
         pg.PLSTMConv(16, 16, projections="small")
 
 
-def test_p_mode_transitions_respect_the_bound():
+@pytest.mark.parametrize("over", ["successors", "predecessors"])
+def test_p_mode_transitions_respect_the_bound(over):
     x, edge_index = graph(RING_SMILES[1])
-    conv = pg.PLSTMConv(16, 16, heads=2, mode="P")
+    conv = pg.PLSTMConv(16, 16, heads=2, mode="P", p_mode_over=over)
     g = conv.line_graph(x, edge_index)
+    group = g.line_index[0 if over == "successors" else 1]
     for std in (0.0, 3.0):  # at initialisation (saturated) and with large random weights
         torch.nn.init.normal_(conv.lin_gate.weight, std=std)
         _, transition, _, _ = conv.gates(x, g)
-        outflow = torch.zeros(g.num_edges, 2).index_add(0, g.line_index[0], transition.abs())
-        outflow = outflow.detach()[torch.bincount(g.line_index[0], minlength=g.num_edges) > 0]
-        assert bool((outflow < 1).all()) and float(outflow.max()) > 0.5
-    # At initialisation a line node with one successor passes on 50 / 50.5 of its cell.
+        total = torch.zeros(g.num_edges, 2).index_add(0, group, transition.abs())
+        total = total.detach()[torch.bincount(group, minlength=g.num_edges) > 0]
+        assert bool((total < 1).all()) and float(total.max()) > 0.5
+    # At initialisation a line node with one successor (predecessor) passes on (takes in) 50 /
+    # 50.5 of a cell.
     torch.nn.init.zeros_(conv.lin_gate.weight)
     _, transition, _, _ = conv.gates(x, g)
-    single = torch.bincount(g.line_index[0], minlength=g.num_edges)[g.line_index[0]] == 1
+    single = torch.bincount(group, minlength=g.num_edges)[group] == 1
     torch.testing.assert_close(transition[single], torch.full_like(transition[single], 50 / 50.5))
+
+
+def test_p_mode_normalisation_groups_by_hand():
+    """0 -> 2 <- 1, 2 -> 3: line nodes (0, 2) and (1, 2) have one successor each, (2, 3), which
+    has both as predecessors. Raw gates 1 on the line edge from (0, 2), 3 on the one from (1, 2)."""
+    g = pg.prepare_dag(torch.tensor([[0, 1, 2], [2, 2, 3]]), 4, mode="P", orientation="given")
+    assert g.num_line_edges == 2
+    raw = torch.where(g.edge_index[0, g.line_index[0]] == 0, 1.0, 3.0)[:, None]
+    torch.testing.assert_close(p_mode_transition(raw, g), raw / (0.5 + raw))
+    torch.testing.assert_close(p_mode_transition(raw, g, over="predecessors"), raw / (0.5 + 4.0))
+
+
+def test_p_mode_over_reaches_the_layers_of_a_model():
+    model = GraphModel("plstm", 2, node_channels=7, hidden=16, layers=2,
+                          model_options={"p_mode_over": "predecessors"})
+    convs = [m for m in model.modules() if isinstance(m, pg.PLSTMConv)]
+    assert [c.p_mode_over for c in convs] == ["predecessors"] * 2
+    assert "p_mode_over='predecessors'" in repr(convs[0])
+    with pytest.raises(ValueError, match="p_mode_over must be one of successors, predecessors"):
+        GraphModel("plstm", 2, node_channels=7, model_options={"p_mode_over": "in"})
+    with pytest.raises(ValueError, match="p_mode_over must be one of"):
+        pg.PLSTMConv(16, 16, p_mode_over="incoming")
 
 
 def test_edge_features_follow_their_edges():

@@ -230,8 +230,8 @@ def test_dropout_reaches_the_model_and_old_configs_read_as_no_dropout(make_toy):
 def test_the_paper_preset_stacks_pLSTM_as_the_official_code():
     config = TrainConfig(dataset="MUTAG", model="plstm", preset="paper")
     assert config.model_options == {"arrangement": "paired", "gates": "official",
-                                    "projections": "official", "head": "mlp",
-                                    "edge_features": "ends"}
+                                    "projections": "official", "p_mode_over": "predecessors",
+                                    "head": "mlp", "edge_features": "ends"}
     assert config.hidden == 96
     # MUTAG: 7 node and 4 edge (bond) features, 2 classes
     model = GraphModel("plstm", 2, node_channels=7, edge_channels=4, hidden=96, layers=4,

@@ -5,7 +5,11 @@ Both modes bound how much a cell passes on (SPEC section 1):
 - **P-mode** (paper Eq. 9, as the reference code does it): the raw gates :math:`t` on the line
   edges leaving one line node :math:`e` are divided by :math:`\alpha + \sum_{e \to e''} |t|`
   (:math:`\alpha = 0.5`), so :math:`\sum_{e \to e''} |T| < 1`: a cell splits what it holds
-  between its successors and never passes on more than it has.
+  between its successors and never passes on more than it has. The official *graph* code
+  (ml-jku/plstm ``pLSTMGraphEdgeLayer``) sums over the line edges *entering* :math:`e` instead
+  (``over="predecessors"``): a cell takes in less than the largest of its predecessors' cells,
+  so it is bounded by the source terms along one path (growth at most linear in depth), but a
+  cell may pass nearly all it holds to each of several successors.
 - **D-mode**: :math:`T = \tanh t` per line edge of the pruned multitree, so :math:`|T| < 1`.
 
 What a cell keeps per step is a *fixed point* of the parameterisation, and over a path of
@@ -33,18 +37,25 @@ P_MODE_ALPHA = 0.5
 TRANSITION_SCALE = {"P": 50.0, "D": 5.0}
 
 
-def p_mode_transition(raw: Tensor, graph: LineGraph, alpha: float = P_MODE_ALPHA) -> Tensor:
-    """``raw / (alpha + sum |raw|)`` over the line edges leaving the same line node: ``[L, H]``;
-    every line node's outgoing ``|T|`` then sums to less than 1."""
-    e_in = graph.line_index[0]
-    outflow = raw.new_zeros(graph.num_edges, *raw.shape[1:]).index_add(0, e_in, raw.abs())
-    return raw / (alpha + outflow.index_select(0, e_in))
+#: P-mode's normalisation groups: the line edges leaving a line node (paper Eq. 9, the official
+#: 2D code) or those entering it (the official graph code).
+P_MODE_GROUPS = ("successors", "predecessors")
 
 
-def transition_gate(raw: Tensor, graph: LineGraph) -> Tensor:
+def p_mode_transition(raw: Tensor, graph: LineGraph, alpha: float = P_MODE_ALPHA,
+                      over: str = "successors") -> Tensor:
+    """``raw / (alpha + sum |raw|)`` over the line edges leaving the same line node
+    (``over="successors"``) or entering it (``"predecessors"``): ``[L, H]``; each group's
+    ``|T|`` then sums to less than 1."""
+    group = graph.line_index[0 if over == "successors" else 1]
+    total = raw.new_zeros(graph.num_edges, *raw.shape[1:]).index_add(0, group, raw.abs())
+    return raw / (alpha + total.index_select(0, group))
+
+
+def transition_gate(raw: Tensor, graph: LineGraph, p_mode_over: str = "successors") -> Tensor:
     """Raw transition gates ``[L, H]`` -> bounded transitions for ``graph.mode``: P-mode's
-    normalisation over each line node's successors, D-mode's ``tanh``."""
-    return p_mode_transition(raw, graph) if graph.mode == "P" else raw.tanh()
+    normalisation over each line node's successors (or predecessors), D-mode's ``tanh``."""
+    return p_mode_transition(raw, graph, over=p_mode_over) if graph.mode == "P" else raw.tanh()
 
 
 def transition_bias(retention: Tensor, mode: str, scale: float) -> Tensor:
@@ -57,5 +68,5 @@ def transition_bias(retention: Tensor, mode: str, scale: float) -> Tensor:
     return torch.atanh(retention) / scale
 
 
-__all__ = ["P_MODE_ALPHA", "TRANSITION_SCALE", "p_mode_transition", "transition_bias",
+__all__ = ["P_MODE_ALPHA", "P_MODE_GROUPS", "TRANSITION_SCALE", "p_mode_transition", "transition_bias",
            "transition_gate"]
