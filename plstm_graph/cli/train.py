@@ -8,7 +8,7 @@ from . import LazyHelpFormatter
 
 #: Options that map one-to-one onto TrainConfig fields (``None``: not given on the command line).
 TRAINING_OPTIONS = ("preset", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
-                    "hidden", "layers", "heads", "pooling", "dropout", "folds", "limit",
+                    "lr_schedule", "hidden", "layers", "heads", "pooling", "dropout", "folds", "limit",
                     "data_root", "device")
 RUN_OPTIONS = ("dataset", "model", "seed") + TRAINING_OPTIONS
 
@@ -58,6 +58,10 @@ def add_training_options(parser) -> None:
                        help=f"AdamW weight decay (base {BASE['weight_decay']:g})")
     group.add_argument("--warmup-epochs", type=float,
                        help="linear warm-up before the cosine decay (default 5%% of the epochs, at most 5)")
+    # schedule.LR_SCHEDULES spelled out, as --pooling's choices are (no torch import for --help).
+    group.add_argument("--lr-schedule", choices=("batch", "epoch"),
+                       help="step the warm-up and cosine every batch (base) or every epoch (the "
+                            "official pLSTM graph code's; --preset paper)")
     group.add_argument("--hidden", type=int, help=f"feature size of every block (base {BASE['hidden']})")
     group.add_argument("--layers", type=int, help=f"number of blocks (base {BASE['layers']})")
     group.add_argument("--heads", type=int, help=f"pLSTM / attention heads (base {BASE['heads']})")

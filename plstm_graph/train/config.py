@@ -6,6 +6,7 @@ from ..graph.validation import check_one_of, check_positive_int, check_probabili
 from ..nn.models import POOLINGS, split_model_options
 from ..nn.registry import get_model, model_names
 from .defaults import PRESETS, defaults_for
+from .schedule import LR_SCHEDULES
 
 
 def check_device(device: str) -> None:
@@ -27,7 +28,9 @@ class TrainConfig:
     Settings left ``None`` are resolved from :func:`~plstm_graph.train.defaults.defaults_for`
     (the dataset family's and the model's defaults, then ``preset``); the resolved values are
     what ``config.json`` records. ``warmup_epochs`` defaults to 5 % of the epochs capped at 5
-    (or at a family's or preset's value);
+    (or at a family's or preset's value); ``lr_schedule`` steps the warm-up and cosine per
+    batch (``"batch"``) or per epoch (``"epoch"``, the official pLSTM graph code's:
+    :func:`~plstm_graph.train.schedule.epoch_warmup_cosine`);
     ``folds`` is how many folds of a k-fold dataset to run (``None``: fold 0 only); ``limit``
     cuts every split to its first ``limit`` graphs (quick checks).
     """
@@ -40,6 +43,7 @@ class TrainConfig:
     lr: float | None = None
     weight_decay: float | None = None
     warmup_epochs: float | None = None
+    lr_schedule: str | None = None
     clip: float | None = None
     hidden: int | None = None
     layers: int | None = None
@@ -84,6 +88,7 @@ class TrainConfig:
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}], "
                              f"got {self.warmup_epochs!r}")
+        check_one_of(self.lr_schedule, "lr_schedule", LR_SCHEDULES)
         check_device(self.device)
         if self.hidden % self.heads or (self.hidden // self.heads) % 2:
             raise ValueError(f"heads must divide hidden ({self.hidden}) into even sizes per head, "

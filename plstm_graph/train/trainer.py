@@ -14,7 +14,7 @@ from .callbacks import Callback, best_state
 from .checkpoint import rng_states, set_rng_states
 from .config import TrainConfig
 from .data import Splits
-from .schedule import warmup_cosine
+from .schedule import epoch_warmup_cosine, warmup_cosine
 from .tasks import Task, metric_names, scores
 
 
@@ -107,9 +107,11 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             params, lr=config.lr, weight_decay=config.weight_decay,
             fused=all(p.device.type in ("cpu", "cuda") for p in params) or None)
-        self.scheduler = warmup_cosine(self.optimizer,
-                                       round(config.warmup_epochs * self.steps_per_epoch),
-                                       config.epochs * self.steps_per_epoch)
+        self.step_per_batch = config.lr_schedule == "batch"
+        self.scheduler = (
+            warmup_cosine(self.optimizer, round(config.warmup_epochs * self.steps_per_epoch),
+                          config.epochs * self.steps_per_epoch) if self.step_per_batch else
+            epoch_warmup_cosine(self.optimizer, round(config.warmup_epochs), config.epochs))
         self.history: list[dict] = []
         self.best: dict | None = None
         self.epoch = 0  # epochs finished
@@ -202,7 +204,8 @@ class Trainer:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
             self.optimizer.step()
-            self.scheduler.step()
+            if self.step_per_batch:
+                self.scheduler.step()
             total, count = total + step_loss, count + step_count
             ys.append(self.task.targets(batch.y).detach().cpu())
             preds.append(pred.detach().cpu())
@@ -225,6 +228,8 @@ class Trainer:
             seconds = time.perf_counter() - start
             record = {"epoch": self.epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
                       "train_loss": train_loss}
+            if not self.step_per_batch:  # before the checkpoint of this epoch saves its state
+                self.scheduler.step()
             for split, values in (("train", train_scores), ("valid", self.evaluate("valid")),
                                   ("test", self.evaluate("test"))):
                 record.update({f"{split}_{name}": value for name, value in values.items()})

@@ -301,13 +301,15 @@ def test_a_model_option_keeps_the_presets_other_options():
     assert TrainConfig.from_dict(config.to_dict()) == config
 
 
-def test_pooling_choices_are_the_models_poolings():
+def test_pooling_and_schedule_choices_are_the_libraries():
     import argparse
 
     from plstm_graph.cli.train import add_training_options
     from plstm_graph.nn.models import POOLINGS
+    from plstm_graph.train.schedule import LR_SCHEDULES
 
     parser = argparse.ArgumentParser()
     add_training_options(parser)
-    pooling = next(action for action in parser._actions if action.dest == "pooling")
-    assert tuple(pooling.choices) == tuple(POOLINGS)
+    choices = {action.dest: action.choices for action in parser._actions}
+    assert tuple(choices["pooling"]) == tuple(POOLINGS)
+    assert tuple(choices["lr_schedule"]) == tuple(LR_SCHEDULES)

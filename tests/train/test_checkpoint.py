@@ -1,3 +1,4 @@
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -5,7 +6,7 @@ import torch
 
 from plstm_graph.train.callbacks import LAST, RunFolder
 from plstm_graph.train.checkpoint import load_checkpoint, rng_states, save_checkpoint
-from plstm_graph.train.schedule import warmup_cosine
+from plstm_graph.train.schedule import epoch_warmup_cosine, warmup_cosine
 from plstm_graph.train.tasks import Task
 
 
@@ -46,6 +47,23 @@ def test_warmup_then_cosine_to_zero():
     assert lrs[:3] == pytest.approx([0.5, 1.0, 1.0])
     assert lrs[3:] == pytest.approx([0.5 * (1 + torch.cos(torch.tensor(torch.pi * k / 4)).item())
                                      for k in (1, 2, 3)])
+
+
+def test_epoch_schedule_is_the_official_graph_codes():
+    """100 epochs, 5 of warm-up: epoch 0 at 1e-6 of the rate, then 0.2 ... 0.8, then a half
+    cosine that ends above 0 (ml-jku/plstm_experiments, stepped once per epoch)."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = epoch_warmup_cosine(optimizer, warmup_epochs=5, epochs=100)
+    factors = []
+    for _ in range(100):
+        factors.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert factors[:7] == pytest.approx([1e-6, 0.2, 0.4, 0.6, 0.8, 1.0,
+                                         0.5 * (1 + math.cos(math.pi / 95))])
+    assert factors[99] == pytest.approx(2.73e-4, rel=1e-2)
+    with pytest.raises(ValueError, match="warmup_epochs must be in"):
+        epoch_warmup_cosine(optimizer, warmup_epochs=6, epochs=5)
 
 
 def test_losses_skip_missing_labels():

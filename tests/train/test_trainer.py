@@ -37,14 +37,16 @@ def strip_time(rows):
 PAPER_GIN = {"block": "plain", "head": "per-layer", "degree": "none", "edge_features": "ends"}
 
 
-@pytest.mark.parametrize("model,task,options", [("plstm", "binary classification", None),
-                                                ("gin", "regression", None),
-                                                ("gin", "binary classification", PAPER_GIN)])
+@pytest.mark.parametrize("model,task,options,schedule", [
+    ("plstm", "binary classification", None, "batch"),
+    ("gin", "regression", None, "epoch"),
+    ("gin", "binary classification", PAPER_GIN, "batch")])
 def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path, model, task, options,
-                                                            make_toy):
+                                                            schedule, make_toy):
     spec = make_toy(task)
     config = TrainConfig(dataset="toy", model=model, epochs=4, batch_size=8, hidden=16,
-                         layers=2, heads=2, warmup_epochs=1, model_options=options)
+                         layers=2, heads=2, warmup_epochs=1, model_options=options,
+                         lr_schedule=schedule)
     full = run_training(config, tmp_path / "full", progress=False, spec=spec)
 
     with pytest.raises(KeyboardInterrupt):
@@ -168,6 +170,7 @@ def test_better_prefers_numbers_to_nan_and_keeps_ties():
     ({"lr": -1.0}, "lr must be positive"),
     ({"warmup_epochs": 9.0, "epochs": 5}, "warmup_epochs must be in"),
     ({"dropout": -0.1}, r"dropout must be a number in \[0, 1\)"),
+    ({"lr_schedule": "step"}, "lr_schedule must be one of batch, epoch"),
 ])
 def test_config_errors_name_the_setting(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -225,6 +228,19 @@ def test_dropout_reaches_the_model_and_old_configs_read_as_no_dropout(make_toy):
     # config.json of runs from before the setting existed: no dropout, as they trained.
     old = {key: value for key, value in config.to_dict().items() if key != "dropout"}
     assert TrainConfig.from_dict(old).dropout == 0.0
+
+
+def test_the_epoch_schedule_sets_each_epochs_rate_and_old_configs_step_per_batch(tmp_path,
+                                                                                  make_toy):
+    config = TrainConfig(dataset="toy", model="gin", epochs=4, batch_size=8, hidden=16, layers=1,
+                         lr=1e-3, warmup_epochs=2, lr_schedule="epoch")
+    run_training(config, tmp_path, progress=False, spec=make_toy())
+    lrs = [row["lr"] for row in read_metrics(tmp_path)]  # the rate each epoch trained at
+    assert lrs == pytest.approx([1e-9, 5e-4, 1e-3, 5e-4], rel=1e-6)
+    old = {key: value for key, value in config.to_dict().items() if key != "lr_schedule"}
+    assert TrainConfig.from_dict(old).lr_schedule == "batch"
+    assert TrainConfig(dataset="MUTAG", preset="paper").lr_schedule == "epoch"
+    assert TrainConfig(dataset="MUTAG").lr_schedule == "batch"
 
 
 def test_the_paper_preset_stacks_pLSTM_as_the_official_code():
