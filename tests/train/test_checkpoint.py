@@ -36,14 +36,19 @@ def test_a_run_resumes_with_cpu_rng_states_whatever_its_device(tmp_path):
     torch.set_rng_state(loaded[0]["rng"]["torch"])
 
 
-def test_warmup_then_cosine_to_zero():
+def factors(make_schedule, steps: int) -> list[float]:
+    """The learning-rate factor of each of ``steps`` steps of ``make_schedule(optimizer)``."""
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    scheduler = warmup_cosine(optimizer, warmup_steps=2, total_steps=6)
-    lrs = []
-    for _ in range(6):
-        lrs.append(optimizer.param_groups[0]["lr"])
+    scheduler, seen = make_schedule(optimizer), []
+    for _ in range(steps):
+        seen.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
+    return seen
+
+
+def test_warmup_then_cosine_to_zero():
+    lrs = factors(lambda opt: warmup_cosine(opt, warmup_steps=2, total_steps=6), 6)
     assert lrs[:3] == pytest.approx([0.5, 1.0, 1.0])
     assert lrs[3:] == pytest.approx([0.5 * (1 + torch.cos(torch.tensor(torch.pi * k / 4)).item())
                                      for k in (1, 2, 3)])
@@ -52,18 +57,12 @@ def test_warmup_then_cosine_to_zero():
 def test_epoch_schedule_is_the_official_graph_codes():
     """100 epochs, 5 of warm-up: epoch 0 at 1e-6 of the rate, then 0.2 ... 0.8, then a half
     cosine that ends above 0 (ml-jku/plstm_experiments, stepped once per epoch)."""
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    scheduler = epoch_warmup_cosine(optimizer, warmup_epochs=5, epochs=100)
-    factors = []
-    for _ in range(100):
-        factors.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    assert factors[:7] == pytest.approx([1e-6, 0.2, 0.4, 0.6, 0.8, 1.0,
-                                         0.5 * (1 + math.cos(math.pi / 95))])
-    assert factors[99] == pytest.approx(2.73e-4, rel=1e-2)
+    epochs = factors(lambda opt: epoch_warmup_cosine(opt, warmup_epochs=5, epochs=100), 100)
+    assert epochs[:7] == pytest.approx([1e-6, 0.2, 0.4, 0.6, 0.8, 1.0,
+                                        0.5 * (1 + math.cos(math.pi / 95))])
+    assert epochs[99] == pytest.approx(2.73e-4, rel=1e-2)
     with pytest.raises(ValueError, match="warmup_epochs must be in"):
-        epoch_warmup_cosine(optimizer, warmup_epochs=6, epochs=5)
+        factors(lambda opt: epoch_warmup_cosine(opt, warmup_epochs=6, epochs=5), 1)
 
 
 def test_losses_skip_missing_labels():
