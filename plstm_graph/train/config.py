@@ -21,6 +21,11 @@ def check_device(device: str) -> None:
                          f"(torch.cuda.is_available() is False); use --device cpu")
 
 
+#: Settings added after runs were saved without them, and the value those runs trained with
+#: (a preset's newer choice must not be read into them).
+SETTINGS_BEFORE_THEY_EXISTED = {"dropout": 0.0, "lr_schedule": "batch"}
+
+
 @dataclass
 class TrainConfig:
     """Everything that determines a run; equal configs give equal runs (on the same machine).
@@ -105,4 +110,6 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
         known = {field.name for field in dataclasses.fields(cls)}
+        # config.json of runs from before a setting existed: what those runs did.
+        values = {**SETTINGS_BEFORE_THEY_EXISTED, **values}
         return cls(**{key: value for key, value in values.items() if key in known})

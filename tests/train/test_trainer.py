@@ -239,7 +239,11 @@ def test_the_epoch_schedule_sets_each_epochs_rate_and_old_configs_step_per_batch
     assert lrs == pytest.approx([1e-9, 5e-4, 1e-3, 5e-4], rel=1e-6)
     old = {key: value for key, value in config.to_dict().items() if key != "lr_schedule"}
     assert TrainConfig.from_dict(old).lr_schedule == "batch"
-    assert TrainConfig(dataset="MUTAG", preset="paper").lr_schedule == "epoch"
+    paper = TrainConfig(dataset="MUTAG", preset="paper")
+    assert paper.lr_schedule == "epoch"
+    # A paper-preset run saved before the preset stepped per epoch trained per batch.
+    old = {key: value for key, value in paper.to_dict().items() if key != "lr_schedule"}
+    assert TrainConfig.from_dict(old).lr_schedule == "batch"
     assert TrainConfig(dataset="MUTAG").lr_schedule == "batch"
 
 
