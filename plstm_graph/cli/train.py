@@ -8,8 +8,8 @@ from . import LazyHelpFormatter
 
 #: Options that map one-to-one onto TrainConfig fields (``None``: not given on the command line).
 TRAINING_OPTIONS = ("preset", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
-                    "lr_schedule", "hidden", "layers", "heads", "pooling", "dropout", "folds", "limit",
-                    "data_root", "device")
+                    "lr_schedule", "hidden", "layers", "heads", "pooling", "dropout", "folds",
+                    "limit", "data_root", "device")
 RUN_OPTIONS = ("dataset", "model", "seed") + TRAINING_OPTIONS
 
 

@@ -41,6 +41,7 @@ def epoch_warmup_cosine(optimizer: Optimizer, warmup_epochs: int, epochs: int) -
     def factor(epoch: int) -> float:
         if epoch < warmup_epochs:
             return max(1e-6, epoch / warmup_epochs)
-        return 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup_epochs) / max(1, epochs - warmup_epochs)))
+        progress = (epoch - warmup_epochs) / max(1, epochs - warmup_epochs)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return LambdaLR(optimizer, factor)

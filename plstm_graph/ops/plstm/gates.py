@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from ...graph.line_graph import LineGraph
+from ...graph.validation import check_one_of
 
 #: P-mode's smoothing constant :math:`\alpha` (the reference code's 0.5).
 P_MODE_ALPHA = 0.5
@@ -47,6 +48,7 @@ def p_mode_transition(raw: Tensor, graph: LineGraph, alpha: float = P_MODE_ALPHA
     """``raw / (alpha + sum |raw|)`` over the line edges leaving the same line node
     (``over="successors"``) or entering it (``"predecessors"``): ``[L, H]``; each group's
     ``|T|`` then sums to less than 1."""
+    check_one_of(over, "over", P_MODE_GROUPS)
     group = graph.line_index[0 if over == "successors" else 1]
     total = raw.new_zeros(graph.num_edges, *raw.shape[1:]).index_add(0, group, raw.abs())
     return raw / (alpha + total.index_select(0, group))
@@ -68,5 +70,5 @@ def transition_bias(retention: Tensor, mode: str, scale: float) -> Tensor:
     return torch.atanh(retention) / scale
 
 
-__all__ = ["P_MODE_ALPHA", "P_MODE_GROUPS", "TRANSITION_SCALE", "p_mode_transition", "transition_bias",
-           "transition_gate"]
+__all__ = ["P_MODE_ALPHA", "P_MODE_GROUPS", "TRANSITION_SCALE", "p_mode_transition",
+           "transition_bias", "transition_gate"]
