@@ -143,7 +143,7 @@ def test_p_mode_normalisation_groups_by_hand():
 
 def test_p_mode_over_reaches_the_layers_of_a_model():
     model = GraphModel("plstm", 2, node_channels=7, hidden=16, layers=2,
-                          model_options={"p_mode_over": "predecessors"})
+                       model_options={"p_mode_over": "predecessors"})
     convs = [m for m in model.modules() if isinstance(m, pg.PLSTMConv)]
     assert [c.p_mode_over for c in convs] == ["predecessors"] * 2
     assert "p_mode_over='predecessors'" in repr(convs[0])
